@@ -1,0 +1,186 @@
+"""The `casekb` command: import, index, search and serve the case library."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+from tqdm import tqdm
+
+from casekb.config import Settings, load_settings
+from corpus.importer import ImportRejected, import_file
+from corpus.readers import ImportFileError
+from indexer.api import Indexer, open_backend
+from indexer.query import Filters, SearchQuery
+from kb.db import Database, migrate
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+console = Console()
+
+
+class Context:
+    """Settings and lazily opened resources shared by the subcommands."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._db: Database | None = None
+
+    @property
+    def db(self) -> Database:
+        if self._db is None:
+            self._db = Database(self.settings.database_url)
+            migrate(self._db.engine)
+        return self._db
+
+    def indexer(self) -> Indexer:
+        return Indexer(self.db, open_backend(self.settings), self.settings.index_batch_size)
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+def _drain(ctx: Context) -> int:
+    indexer = ctx.indexer()
+    with tqdm(total=indexer.pending(), desc="indexing", unit=" cases", disable=None) as bar:
+        return indexer.drain(bar.update)
+
+
+@click.group()
+@click.option("--home", type=click.Path(file_okay=False, path_type=Path), envvar="CASEKB_HOME",
+              help="Data directory (default ./var).")
+@click.pass_context
+def main(click_ctx: click.Context, home: Path | None) -> None:
+    """casekb: case knowledge and search for people's mediation committees."""
+    click_ctx.obj = Context(load_settings(**({"home": home} if home else {})))
+
+
+@main.command()
+@pass_context
+def init(ctx: Context) -> None:
+    """Create or upgrade the case library schema."""
+    ctx.db
+    click.echo(f"case library ready at {ctx.settings.database_url}")
+
+
+@main.command(name="import")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--skip-invalid", is_flag=True,
+              help="Import the valid rows and write rejects to FILE.rejects.jsonl beside the input.")
+@click.option("--encoding", default="utf-8-sig", show_default=True, help="Text encoding of CSV/JSONL files.")
+@click.option("--no-index", is_flag=True, help="Leave the changes queued for `casekb index`.")
+@pass_context
+def import_(ctx: Context, files: tuple[Path, ...], skip_invalid: bool, encoding: str, no_index: bool) -> None:
+    """Import JSONL, CSV or XLSX case files (upsert by id; all-or-nothing per file)."""
+    failed = False
+    for path in files:
+        try:
+            report = import_file(ctx.db, ctx.settings, path, skip_invalid, encoding, progress=True)
+        except ImportFileError as exc:
+            click.secho(f"error: {exc}", fg="red", err=True)
+            failed = True
+            continue
+        except ImportRejected as exc:
+            for error in exc.report.rejected:
+                click.secho(f"rejected: {error}", fg="red", err=True)
+            click.secho(f"error: {exc} (use --skip-invalid to import the valid rows)", fg="red", err=True)
+            failed = True
+            continue
+        for error in report.rejected:
+            click.secho(f"skipped: {error}", fg="yellow", err=True)
+        click.echo(f"{path}: {report.rows} rows, {report.created} new, {report.updated} updated, "
+                   f"{report.unchanged} unchanged, {len(report.rejected)} rejected"
+                   + (f" (see {report.rejects_file})" if report.rejects_file else ""))
+    if not no_index:
+        _drain(ctx)
+    sys.exit(1 if failed else 0)
+
+
+@main.command()
+@pass_context
+def demo(ctx: Context) -> None:
+    """Load the demo corpus with deterministic synthetic mediation metadata, and index it."""
+    from corpus.demo import add_demo_metadata
+
+    report = import_file(ctx.db, ctx.settings, ctx.settings.demo_cases, progress=True)
+    click.echo(f"demo corpus: {report.created} new, {report.updated} updated, {report.unchanged} unchanged")
+    with ctx.db.transaction() as session:
+        summary = add_demo_metadata(session)
+    click.echo(f"synthetic metadata: {summary}")
+    click.echo(f"indexed {_drain(ctx)} cases")
+
+
+@main.command()
+@pass_context
+def index(ctx: Context) -> None:
+    """Index every queued change (drain the outbox)."""
+    click.echo(f"indexed {_drain(ctx)} cases")
+
+
+@main.command()
+@pass_context
+def reindex(ctx: Context) -> None:
+    """Rebuild the index from the database beside the live one, then swap it in."""
+    indexer = ctx.indexer()
+    with tqdm(total=indexer.count_cases(), desc="reindexing", unit=" cases", disable=None) as bar:
+        total = indexer.reindex(bar.update)
+    click.echo(f"reindexed {total} cases")
+
+
+@main.command()
+@click.argument("text", default="")
+@click.option("--category", multiple=True)
+@click.option("--cause", multiple=True)
+@click.option("--region", multiple=True)
+@click.option("--outcome", multiple=True)
+@click.option("--organisation", type=int, help="Organisation id: that committee and all below it.")
+@click.option("--exemplar", is_flag=True, help="Exemplar cases only.")
+@click.option("--from", "received_from", type=click.DateTime(["%Y-%m-%d"]))
+@click.option("--to", "received_to", type=click.DateTime(["%Y-%m-%d"]))
+@click.option("--sort", type=click.Choice(["relevance", "date_desc", "date_asc"]), default="relevance")
+@click.option("--page", type=click.IntRange(min=1), default=1)
+@click.option("--size", type=click.IntRange(1, 100), default=10)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@pass_context
+def search(ctx: Context, text, category, cause, region, outcome, organisation, exemplar,
+           received_from, received_to, sort, page, size, as_json) -> None:
+    """Search cases: `casekb search "邻居 楼上 漏水" --category 邻里`."""
+    filters = Filters(categories=category, causes=cause, regions=region, outcomes=outcome,
+                      organisation_id=organisation, exemplar_only=exemplar,
+                      received_from=received_from.date() if received_from else None,
+                      received_to=received_to.date() if received_to else None)
+    result = open_backend(ctx.settings).search(SearchQuery(text=text, filters=filters, sort=sort,
+                                                           page=page, size=size))
+    if as_json:
+        click.echo(json.dumps(dataclasses.asdict(result), ensure_ascii=False, default=str, indent=2))
+        return
+    table = Table(title=f"{result.total} cases ({result.took_ms:.1f} ms)", show_lines=True)
+    for column in ("id", "score", "category / cause", "title", "matched"):
+        table.add_column(column)
+    for hit in result.hits:
+        table.add_row(str(hit.case_id), f"{hit.score:.2f}", f"{hit.category}\n{hit.cause}", hit.title,
+                      "、".join(hit.matched_terms))
+    console.print(table)
+    for suggestion in result.suggestions:
+        console.print(f"suggestion: {suggestion.message}")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--threads", default=8, show_default=True, type=int)
+@pass_context
+def serve(ctx: Context, host: str, port: int, threads: int) -> None:
+    """Serve the web UI and the JSON API (with a background indexer draining the outbox)."""
+    import waitress
+
+    from search_api.app import create_app
+
+    ctx.db
+    app = create_app(ctx.settings, start_indexer=True)
+    click.echo(f"casekb is serving on http://{host}:{port}/  (Ctrl-C stops it)")
+    waitress.serve(app, host=host, port=port, threads=threads, ident="casekb")

@@ -1,0 +1,67 @@
+"""Every casekb setting, its default, and the CASEKB_* variable that overrides it."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+DEFAULT_CATEGORIES = (
+    "婚姻家庭", "邻里", "房屋宅基地", "合同", "生产经营", "损害赔偿", "山林土地", "征地拆迁",
+    "环境污染", "劳动争议", "消费", "医疗", "道路交通事故", "物业", "其它",
+)
+
+
+def _read_categories(path: str | None) -> tuple[str, ...]:
+    """Categories come from a file (one per line) so each region keeps its own list."""
+    if not path:
+        return DEFAULT_CATEGORIES
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    return tuple(line.strip() for line in lines if line.strip() and not line.startswith("#"))
+
+
+@dataclass(frozen=True)
+class Settings:
+    #: Data directory: the SQLite database and the index files live here.
+    home: Path
+    #: SQLAlchemy URL of the case library; SQLite under `home` unless set.
+    database_url: str
+    #: Folder with the shared demo data (cases_demo.jsonl, legal_terms.txt).
+    shared_data: Path
+    #: Dispute categories accepted on import; a region's own list replaces the default.
+    categories: tuple[str, ...] = DEFAULT_CATEGORIES
+    #: Longest accepted case text, in characters; longer rows are rejected on import.
+    max_text_chars: int = 100_000
+    #: Largest page size a search may ask for.
+    max_page_size: int = 100
+    #: Outbox tasks handled per indexing batch.
+    index_batch_size: int = 500
+    #: Seconds between outbox polls of the background indexer in `casekb serve`.
+    index_poll_seconds: float = 2.0
+
+    @property
+    def index_dir(self) -> Path:
+        return self.home / "index"
+
+    @property
+    def legal_terms(self) -> Path:
+        return self.shared_data / "legal_terms.txt"
+
+    @property
+    def demo_cases(self) -> Path:
+        return self.shared_data / "cases_demo.jsonl"
+
+
+def load_settings(**overrides) -> Settings:
+    """Settings from the environment, with explicit keyword overrides winning."""
+    env = os.environ
+    home = Path(overrides.pop("home", None) or env.get("CASEKB_HOME", "var")).resolve()
+    database_url = overrides.pop("database_url", None) or env.get("CASEKB_DATABASE_URL") or (
+        f"sqlite:///{home / 'casekb.sqlite3'}"
+    )
+    shared = Path(overrides.pop("shared_data", None) or env.get(
+        "CASEKB_SHARED_DATA", PROJECT_ROOT.parent / "shared" / "data")).resolve()
+    categories = overrides.pop("categories", None) or _read_categories(env.get("CASEKB_CATEGORIES_FILE"))
+    return Settings(home=home, database_url=database_url, shared_data=shared,
+                    categories=tuple(categories), **overrides)

@@ -1,0 +1,300 @@
+"""The embedded backend: tantivy over jieba tokens, in files under the data directory.
+
+Layout: `<index_dir>/keyword/<generation>/` holds one tantivy index; the file `CURRENT` names
+the live generation. A rebuild writes a new generation and replaces `CURRENT` in one rename,
+so searches never see a half-built index.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import os
+import shutil
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import tantivy
+
+from indexer.documents import IndexDocument
+from indexer.query import FacetBucket, Filters, Hit, SearchQuery, SearchResult, Suggestion
+from indexer.snippets import matched_terms, snippet
+from indexer.text import ParsedQuery, Segmenter, char_tokens, normalise, parse_query
+
+TITLE_BOOST = 2.0
+CAUSE_BOOST = 3.0
+FACET_SIZE = 30
+KEEP_OLD_GENERATIONS = 1
+
+FILTER_LABELS = {
+    "categories": "类别", "causes": "案由", "regions": "地区", "organisation_id": "调解组织",
+    "outcomes": "调解结果", "exemplar_only": "仅优秀案例", "received_from": "起始日期",
+    "received_to": "截止日期", "amount_min": "最低金额", "amount_max": "最高金额",
+}
+FACET_FILTER = {"category": "categories", "cause": "causes", "region": "regions", "outcome": "outcomes"}
+
+
+def _schema() -> tantivy.Schema:
+    builder = tantivy.SchemaBuilder()
+    builder.add_integer_field("case_id", stored=True, indexed=True, fast=True)
+    builder.add_text_field("external_id", stored=True, tokenizer_name="raw")
+    builder.add_integer_field("version", stored=True)
+    builder.add_bytes_field("title", stored=True)
+    builder.add_bytes_field("text", stored=True)
+    for name in ("terms", "title_terms", "cause_terms"):
+        builder.add_text_field(name, tokenizer_name="whitespace", index_option="freq")
+    builder.add_text_field("chars", tokenizer_name="whitespace", index_option="position")
+    for name in ("category", "cause", "region", "outcome"):
+        builder.add_text_field(name, stored=True, fast=True, tokenizer_name="raw")
+    builder.add_integer_field("organisation", indexed=True)
+    builder.add_boolean_field("exemplar", stored=True, indexed=True, fast=True)
+    builder.add_integer_field("received_day", stored=True, indexed=True, fast=True)
+    builder.add_float_field("amount", indexed=True, fast=True)
+    return builder.build()
+
+
+def _to_tantivy(doc: IndexDocument, segmenter: Segmenter) -> tantivy.Document:
+    text, title = normalise(doc.text), normalise(doc.title)
+    fields = dict(
+        case_id=doc.case_id, external_id=doc.external_id, version=doc.version,
+        title=doc.title.encode(), text=doc.text.encode(),
+        terms=" ".join(segmenter.terms(title + "\n" + text)),
+        title_terms=" ".join(segmenter.terms(title)),
+        cause_terms=" ".join(segmenter.terms(normalise(doc.cause))),
+        chars=" ".join(char_tokens(title + "\n" + text)),
+        category=doc.category, cause=doc.cause, region=doc.region, outcome=doc.outcome,
+        organisation=list(doc.organisation_ids), exemplar=doc.exemplar,
+        received_day=doc.received_on.toordinal() if doc.received_on else -1,
+    )
+    if doc.amount is not None:
+        fields["amount"] = doc.amount
+    return tantivy.Document(**fields)
+
+
+class KeywordWriter:
+    """Adds, replaces and deletes case documents in one tantivy index; commits on close."""
+
+    def __init__(self, index: tantivy.Index, segmenter: Segmenter):
+        self._writer = index.writer(heap_size=64_000_000)
+        self._segmenter = segmenter
+
+    def upsert(self, docs: list[IndexDocument]) -> None:
+        for doc in docs:
+            self._writer.delete_documents_by_term("case_id", doc.case_id)
+            self._writer.add_document(_to_tantivy(doc, self._segmenter))
+
+    def delete(self, case_ids: list[int]) -> None:
+        for case_id in case_ids:
+            self._writer.delete_documents_by_term("case_id", case_id)
+
+    def commit(self) -> None:
+        self._writer.commit()
+        self._writer.wait_merging_threads()
+
+
+class EmbeddedBackend:
+    name = "embedded"
+
+    def __init__(self, index_dir: Path, segmenter: Segmenter):
+        self.root = index_dir / "keyword"
+        self.segmenter = segmenter
+        self.schema = _schema()
+        self._opened: tuple[str, float] | None = None
+        self._index: tantivy.Index | None = None
+        self._open_lock = threading.Lock()
+
+    # -- generations -------------------------------------------------------------------
+    def _current_generation(self) -> str | None:
+        try:
+            return (self.root / "CURRENT").read_text().strip() or None
+        except FileNotFoundError:
+            return None
+
+    def _new_generation(self) -> tuple[str, tantivy.Index]:
+        name = time.strftime("%Y%m%d%H%M%S") + "-" + uuid.uuid4().hex[:8]
+        path = self.root / name
+        path.mkdir(parents=True)
+        return name, tantivy.Index(self.schema, path=str(path))
+
+    def _publish(self, generation: str) -> None:
+        pointer = self.root / "CURRENT.tmp"
+        pointer.write_text(generation)
+        os.replace(pointer, self.root / "CURRENT")
+        generations = sorted(p for p in self.root.iterdir() if p.is_dir() and p.name != generation)
+        for old in generations[:-KEEP_OLD_GENERATIONS] if KEEP_OLD_GENERATIONS else generations:
+            shutil.rmtree(old, ignore_errors=True)
+
+    @contextmanager
+    def _write_lock(self) -> Iterator[None]:
+        """One writer at a time across processes (the web app's indexer thread, the CLI)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / "write.lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    @contextmanager
+    def writer(self) -> Iterator[KeywordWriter]:
+        """Write to the live index (creating it when there is none); committed on clean exit."""
+        with self._write_lock():
+            generation = self._current_generation()
+            if generation is None:
+                generation, index = self._new_generation()
+                self._publish(generation)
+            else:
+                index = tantivy.Index.open(str(self.root / generation))
+            writer = KeywordWriter(index, self.segmenter)
+            yield writer
+            writer.commit()
+
+    @contextmanager
+    def rebuild(self) -> Iterator[KeywordWriter]:
+        """Write a fresh index beside the live one; it replaces the live one on clean exit."""
+        with self._write_lock():
+            generation, index = self._new_generation()
+            try:
+                writer = KeywordWriter(index, self.segmenter)
+                yield writer
+                writer.commit()
+            except BaseException:
+                shutil.rmtree(self.root / generation, ignore_errors=True)
+                raise
+            self._publish(generation)
+
+    # -- reading -----------------------------------------------------------------------
+    def _searcher(self) -> tantivy.Searcher | None:
+        """A searcher on the live generation, reopened after a swap and reloaded after commits."""
+        generation = self._current_generation()
+        if generation is None:
+            return None
+        meta = self.root / generation / "meta.json"
+        try:
+            stamp = (generation, meta.stat().st_mtime)
+        except FileNotFoundError:
+            return None
+        with self._open_lock:
+            if self._opened is None or self._opened[0] != generation:
+                self._index = tantivy.Index.open(str(self.root / generation))
+            elif self._opened != stamp:
+                self._index.reload()
+            self._opened = stamp
+            return self._index.searcher()
+
+    def document_count(self) -> int:
+        searcher = self._searcher()
+        return searcher.num_docs if searcher else 0
+
+    def _filter_clauses(self, filters: Filters) -> list[tantivy.Query]:
+        schema, Q = self.schema, tantivy.Query
+        clauses = []
+        for field_name, values in (("category", filters.categories), ("cause", filters.causes),
+                                   ("region", filters.regions), ("outcome", filters.outcomes)):
+            if values:
+                clauses.append(Q.term_set_query(schema, field_name, list(values)))
+        if filters.organisation_id is not None:
+            clauses.append(Q.term_query(schema, "organisation", filters.organisation_id))
+        if filters.exemplar_only:
+            clauses.append(Q.term_query(schema, "exemplar", True))
+        if filters.received_from or filters.received_to:
+            clauses.append(Q.range_query(
+                schema, "received_day", tantivy.FieldType.Integer,
+                filters.received_from.toordinal() if filters.received_from else None,
+                filters.received_to.toordinal() if filters.received_to else None))
+        if filters.amount_min is not None or filters.amount_max is not None:
+            clauses.append(Q.range_query(schema, "amount", tantivy.FieldType.Float,
+                                         filters.amount_min, filters.amount_max))
+        return clauses
+
+    def _text_query(self, parsed: ParsedQuery) -> tantivy.Query:
+        schema, Q, Occur = self.schema, tantivy.Query, tantivy.Occur
+        if parsed.is_empty:
+            return Q.all_query()
+        should = []
+        for term in parsed.terms:
+            should.append((Occur.Should, Q.term_query(schema, "terms", term)))
+            should.append((Occur.Should, Q.boost_query(Q.term_query(schema, "title_terms", term), TITLE_BOOST)))
+            should.append((Occur.Should, Q.boost_query(Q.term_query(schema, "cause_terms", term), CAUSE_BOOST)))
+        must = []
+        for phrase in parsed.phrases:
+            chars = char_tokens(phrase)
+            must.append((Occur.Must, Q.term_query(schema, "chars", chars[0]) if len(chars) == 1
+                         else Q.phrase_query(schema, "chars", chars)))
+        if must and should:
+            return Q.boolean_query(must + [(Occur.Should, Q.boolean_query(should))])
+        return Q.boolean_query(must or should)
+
+    def _compose(self, text_query: tantivy.Query, filters: Filters) -> tantivy.Query:
+        clauses = self._filter_clauses(filters)
+        if not clauses:
+            return text_query
+        return tantivy.Query.boolean_query([(tantivy.Occur.Must, q) for q in [text_query, *clauses]])
+
+    def _facets(self, searcher, text_query, query: SearchQuery) -> dict[str, list[FacetBucket]]:
+        """Facet counts over the whole filtered set; a facet ignores its own filter (drill sideways)."""
+        facets = {}
+        for field_name in query.facets:
+            own = FACET_FILTER[field_name]
+            filters = query.filters.without(own) if own in query.filters.active() else query.filters
+            agg = searcher.aggregate(self._compose(text_query, filters),
+                                     {field_name: {"terms": {"field": field_name, "size": FACET_SIZE}}})
+            facets[field_name] = [FacetBucket(b["key"], b["doc_count"])
+                                  for b in agg[field_name]["buckets"] if b["key"] != ""]
+        return facets
+
+    def _count(self, searcher, query: tantivy.Query) -> int:
+        return searcher.search(query, limit=1, count=True).count
+
+    def _suggestions(self, searcher, parsed: ParsedQuery, text_query, filters: Filters) -> list[Suggestion]:
+        suggestions = []
+        for name in filters.active():
+            total = self._count(searcher, self._compose(text_query, filters.without(name)))
+            if total:
+                suggestions.append(Suggestion(f"去掉筛选条件「{FILTER_LABELS[name]}」可找到 {total} 个案例",
+                                              name, total))
+        if parsed.phrases:
+            loose = ParsedQuery(parsed.text, parsed.terms + tuple(
+                t for p in parsed.phrases for t in self.segmenter.terms(p)), ())
+            total = self._count(searcher, self._compose(self._text_query(loose), filters))
+            if total:
+                suggestions.append(Suggestion(f"去掉引号（不要求词语紧挨着出现）可找到 {total} 个案例", None, total))
+        return suggestions
+
+    def search(self, query: SearchQuery) -> SearchResult:
+        started = time.perf_counter()
+        parsed = parse_query(query.text, self.segmenter)
+        searcher = self._searcher()
+        if searcher is None:
+            return SearchResult([], 0, {}, 0.0, parsed.highlight_terms())
+        text_query = self._text_query(parsed)
+        full = self._compose(text_query, query.filters)
+        order = {}
+        if query.sort != "relevance" or parsed.is_empty:
+            order = {"order_by_field": "received_day",
+                     "order": tantivy.Order.Asc if query.sort == "date_asc" else tantivy.Order.Desc}
+        found = searcher.search(full, limit=query.size, offset=(query.page - 1) * query.size,
+                                count=True, **order)
+        needles = parsed.highlight_terms()
+        hits = [self._hit(searcher.doc(address).to_dict(), score, needles, bool(order))
+                for score, address in found.hits]
+        facets = self._facets(searcher, text_query, query) if query.facets else {}
+        suggestions = self._suggestions(searcher, parsed, text_query, query.filters) if not found.count else []
+        took = (time.perf_counter() - started) * 1000
+        return SearchResult(hits, found.count, facets, took, needles, suggestions)
+
+    @staticmethod
+    def _hit(stored: dict, score, needles, sorted_by_field: bool) -> Hit:
+        text, title, cause = stored["text"][0].decode(), stored["title"][0].decode(), stored["cause"][0]
+        day = stored["received_day"][0]
+        return Hit(
+            case_id=stored["case_id"][0], external_id=stored["external_id"][0],
+            title=title, score=0.0 if sorted_by_field else float(score),
+            snippet=snippet(text, needles), matched_terms=matched_terms(needles, title, cause, text),
+            category=stored["category"][0], cause=cause,
+            region=stored.get("region", [""])[0], outcome=stored.get("outcome", [""])[0],
+            received_on=dt.date.fromordinal(day) if day > 0 else None,
+            exemplar=bool(stored["exemplar"][0]))

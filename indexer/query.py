@@ -1,0 +1,95 @@
+"""The one query object that goes into a search backend and the one result object that comes out."""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field, fields, replace
+
+MODES = ("keyword",)
+SORTS = ("relevance", "date_desc", "date_asc")
+FACET_FIELDS = ("category", "cause", "region", "outcome")
+
+
+@dataclass(frozen=True)
+class Filters:
+    categories: tuple[str, ...] = ()
+    causes: tuple[str, ...] = ()
+    regions: tuple[str, ...] = ()
+    #: an organisation and everything below it in the tree
+    organisation_id: int | None = None
+    outcomes: tuple[str, ...] = ()
+    exemplar_only: bool = False
+    received_from: dt.date | None = None
+    received_to: dt.date | None = None
+    amount_min: float | None = None
+    amount_max: float | None = None
+
+    def active(self) -> list[str]:
+        """Names of the filters that restrict the result."""
+        return [f.name for f in fields(self) if getattr(self, f.name) not in (None, (), False)]
+
+    def without(self, name: str) -> Filters:
+        return replace(self, **{name: next(f.default for f in fields(self) if f.name == name)})
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    text: str = ""
+    mode: str = "keyword"
+    filters: Filters = field(default_factory=Filters)
+    facets: tuple[str, ...] = FACET_FIELDS
+    sort: str = "relevance"
+    page: int = 1
+    size: int = 10
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, not {self.mode!r}")
+        if self.sort not in SORTS:
+            raise ValueError(f"sort must be one of {', '.join(SORTS)}, not {self.sort!r}")
+        unknown = set(self.facets) - set(FACET_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown facet {sorted(unknown)[0]!r}; facets: {', '.join(FACET_FIELDS)}")
+        if self.page < 1 or self.size < 1:
+            raise ValueError("page and size must be at least 1")
+
+
+@dataclass(frozen=True)
+class Hit:
+    case_id: int
+    external_id: str
+    title: str
+    score: float
+    #: HTML: masked original text, escaped, with matches wrapped in <mark>
+    snippet: str
+    #: the query terms found in this case: why it matched
+    matched_terms: tuple[str, ...]
+    category: str
+    cause: str
+    region: str
+    outcome: str
+    received_on: dt.date | None
+    exemplar: bool
+
+
+@dataclass(frozen=True)
+class FacetBucket:
+    value: str
+    count: int
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """A way to get results when a query has none, and how many it would give."""
+    message: str
+    drop_filter: str | None
+    total: int
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    hits: list[Hit]
+    total: int
+    facets: dict[str, list[FacetBucket]]
+    took_ms: float
+    query_terms: tuple[str, ...] = ()
+    suggestions: list[Suggestion] = field(default_factory=list)

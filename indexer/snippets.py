@@ -1,0 +1,59 @@
+"""Snippets: a window of the original (masked) text around the matches, matches marked."""
+from __future__ import annotations
+
+import re
+from html import escape
+
+from indexer.text import normalise
+
+
+def find_matches(norm: str, needles: tuple[str, ...]) -> list[tuple[int, int]]:
+    """Non-overlapping (start, end) spans of the needles in normalised text, longest needle first."""
+    taken = bytearray(len(norm))
+    spans = []
+    for needle in needles:
+        for match in re.finditer(re.escape(needle), norm):
+            start, end = match.span()
+            if not any(taken[start:end]):
+                taken[start:end] = b"\x01" * (end - start)
+                spans.append((start, end))
+    return sorted(spans)
+
+
+def _best_window(spans: list[tuple[int, int]], length: int, width: int) -> tuple[int, int]:
+    """The window of `width` characters holding the most distinct-position matches."""
+    if not spans:
+        return 0, min(length, width)
+    best_start, best_count, right = spans[0][0], 0, 0
+    for left, (start, _end) in enumerate(spans):
+        right = max(right, left)
+        while right + 1 < len(spans) and spans[right + 1][1] - start <= width:
+            right += 1
+        if right - left + 1 > best_count:
+            best_start, best_count = start, right - left + 1
+    begin = max(0, min(best_start - width // 5, length - width))
+    return begin, min(length, begin + width)
+
+
+def matched_terms(needles: tuple[str, ...], *texts: str) -> tuple[str, ...]:
+    """The needles that occur in any of the texts: why a case matched."""
+    norm = normalise("\n".join(texts))
+    return tuple(n for n in needles if n in norm)
+
+
+def snippet(text: str, needles: tuple[str, ...], width: int = 160) -> str:
+    """HTML snippet of the best window of `text`, matches wrapped in <mark>."""
+    norm = normalise(text)
+    spans = find_matches(norm, needles)
+    begin, end = _best_window(spans, len(text), width)
+    parts, cursor = [], begin
+    for start, stop in spans:
+        if start < begin or stop > end:
+            continue
+        parts.append(escape(text[cursor:start]))
+        parts.append(f"<mark>{escape(text[start:stop])}</mark>")
+        cursor = stop
+    parts.append(escape(text[cursor:end]))
+    prefix = "…" if begin > 0 else ""
+    suffix = "…" if end < len(text) else ""
+    return prefix + "".join(parts) + suffix
