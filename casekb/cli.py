@@ -184,3 +184,19 @@ def serve(ctx: Context, host: str, port: int, threads: int) -> None:
     app = create_app(ctx.settings, start_indexer=True)
     click.echo(f"casekb is serving on http://{host}:{port}/  (Ctrl-C stops it)")
     waitress.serve(app, host=host, port=port, threads=threads, ident="casekb")
+
+
+@main.command()
+@click.option("--queries", default=200, show_default=True, type=click.IntRange(min=10))
+@click.option("--category", default=None, help="Also measure with this category filter.")
+@pass_context
+def bench(ctx: Context, queries: int, category: str | None) -> None:
+    """Keyword search latency (p50/p95/p99) on the current index."""
+    from casekb.bench import measure, sample_queries
+
+    backend = open_backend(ctx.settings)
+    texts = sample_queries(ctx.db, queries)
+    click.echo(f"index: {backend.document_count()} cases")
+    click.echo(f"keyword, no filter: {measure(backend, texts)}")
+    if category:
+        click.echo(f"keyword, category={category}: {measure(backend, texts, Filters(categories=(category,)))}")

@@ -114,7 +114,7 @@ class EmbeddedBackend:
             return None
 
     def _new_generation(self) -> tuple[str, tantivy.Index]:
-        name = time.strftime("%Y%m%d%H%M%S") + "-" + uuid.uuid4().hex[:8]
+        name = f"{time.time_ns():020d}-{uuid.uuid4().hex[:6]}"  # sorts by creation time
         path = self.root / name
         path.mkdir(parents=True)
         return name, tantivy.Index(self.schema, path=str(path))
@@ -124,7 +124,8 @@ class EmbeddedBackend:
         pointer.write_text(generation)
         os.replace(pointer, self.root / "CURRENT")
         generations = sorted(p for p in self.root.iterdir() if p.is_dir() and p.name != generation)
-        for old in generations[:-KEEP_OLD_GENERATIONS] if KEEP_OLD_GENERATIONS else generations:
+        # The newest old generation stays for searchers that still hold it open.
+        for old in generations[:-KEEP_OLD_GENERATIONS]:
             shutil.rmtree(old, ignore_errors=True)
 
     @contextmanager

@@ -1,0 +1,120 @@
+"""The outbox keeps the index in step with the database, through crashes and rebuilds."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+
+from sqlalchemy import func, select
+
+from conftest import case_row, write_jsonl
+from corpus.importer import import_file
+from indexer.query import SearchQuery
+from kb.models import DisputeCase, ExemplarMark, IndexTask, Party
+
+
+def pending(db) -> list[int]:
+    with db.sessions() as session:
+        return list(session.scalars(select(IndexTask.entity_id).order_by(IndexTask.id)))
+
+
+def total(backend, text: str = "") -> int:
+    return backend.search(SearchQuery(text=text, facets=())).total
+
+
+def test_every_change_to_a_searchable_record_is_queued_in_the_same_transaction(db):
+    with db.transaction() as session:
+        case = DisputeCase(external_id="o-1", title="借款", category="合同", facts="借款未还")
+        session.add(case)
+    assert pending(db) == [case.id]
+    with db.transaction() as session:
+        session.add(Party(case_id=case.id, role="原告", name="王小明"))
+        session.add(ExemplarMark(case_id=case.id, curator="培训组"))
+    assert pending(db) == [case.id, case.id]
+
+
+def test_a_rolled_back_change_queues_nothing(db):
+    session = db.sessions()
+    session.add(DisputeCase(external_id="o-2", title="借款", category="合同", facts="借款未还"))
+    session.flush()
+    session.rollback()
+    session.close()
+    assert pending(db) == []
+
+
+def test_index_catches_up_after_a_crash_between_commit_and_indexing(db, indexer, backend, settings):
+    script = textwrap.dedent(f"""
+        import os
+        from kb.db import Database
+        from kb.models import DisputeCase
+        db = Database({settings.database_url!r})
+        with db.transaction() as session:
+            session.add(DisputeCase(external_id="crash-1", title="宅基地纠纷", category="房屋宅基地",
+                                    facts="两家因宅基地界址发生争执，邻居砌墙占用通道"))
+        os._exit(9)  # dies before anything is indexed
+    """)
+    assert subprocess.run([sys.executable, "-c", script]).returncode == 9
+    assert total(backend, "宅基地") == 0
+    assert len(pending(db)) == 1
+    assert indexer.drain() == 1
+    assert total(backend, "宅基地") == 1 and pending(db) == []
+
+
+def test_replaying_tasks_is_harmless(db, indexer, backend, settings, tmp_path):
+    import_file(db, settings, write_jsonl(tmp_path / "a.jsonl", [case_row(i) for i in range(6)]))
+    indexer.drain()
+    # As if the process died after the index committed but before the tasks were deleted.
+    with db.transaction() as session:
+        for case_id in session.scalars(select(DisputeCase.id)):
+            session.add(IndexTask(entity="case", entity_id=case_id))
+    assert indexer.drain() == 6
+    assert total(backend) == 6
+
+
+def test_deleting_a_case_removes_it_from_the_index(db, indexer, backend, settings, tmp_path):
+    import_file(db, settings, write_jsonl(tmp_path / "a.jsonl", [case_row(1), case_row(2)]))
+    indexer.drain()
+    with db.transaction() as session:
+        session.delete(session.scalar(select(DisputeCase).where(DisputeCase.external_id == "t-1")))
+    indexer.drain()
+    assert total(backend) == 1
+
+
+def test_reindex_swaps_atomically_while_searches_keep_working(db, indexer, backend, settings, tmp_path):
+    import_file(db, settings, write_jsonl(tmp_path / "a.jsonl", [case_row(i) for i in range(120)]))
+    indexer.drain()
+    before = backend.root / (backend.root / "CURRENT").read_text()
+    seen, errors, stop = set(), [], threading.Event()
+
+    def search_loop():
+        while not stop.is_set():
+            try:
+                seen.add(total(backend, "借款"))
+            except Exception as exc:  # any failure during the swap is what this test looks for
+                errors.append(exc)
+
+    thread = threading.Thread(target=search_loop)
+    thread.start()
+    try:
+        assert indexer.reindex() == 120
+        assert indexer.reindex() == 120
+    finally:
+        stop.set()
+        thread.join()
+    assert errors == [] and seen == {120}
+    assert backend.root / (backend.root / "CURRENT").read_text() != before
+    assert not before.exists()  # two swaps later, the first generation is cleaned up
+    with db.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(IndexTask)) == 0
+
+
+def test_changes_queued_during_a_rebuild_are_not_lost(db, indexer, backend, settings, tmp_path):
+    import_file(db, settings, write_jsonl(tmp_path / "a.jsonl", [case_row(i) for i in range(3)]))
+    with backend.rebuild() as writer:
+        # a change committed while the new index is being written stays queued ...
+        import_file(db, settings, write_jsonl(tmp_path / "b.jsonl", [case_row(9, title="宅基地纠纷")]))
+        writer.upsert([])
+    assert total(backend, "宅基地") == 0
+    indexer.drain()  # ... and reaches the new index on the next drain
+    assert total(backend, "宅基地") == 1

@@ -1,0 +1,82 @@
+"""The pure text functions: normalisation, query parsing, masking, snippets."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from conftest import SHARED_DATA
+from indexer.masking import mask_personal_data
+from indexer.snippets import matched_terms, snippet
+from indexer.text import char_tokens, normalise, parse_query, segmenter_for
+
+
+@pytest.fixture(scope="module")
+def segmenter():
+    return segmenter_for(SHARED_DATA / "legal_terms.txt")
+
+
+def test_normalise_traditional_and_full_width_keeps_length():
+    text = "離婚後撫養費ＡＢＣ１２３，　借款"
+    assert normalise(text) == "离婚后抚养费abc123, 借款"
+    assert len(normalise(text)) == len(text)
+
+
+def test_legal_terms_stay_whole(segmenter):
+    assert "民间借贷纠纷" in segmenter.terms("原告提起民间借贷纠纷诉讼")
+    assert "不当得利" in segmenter.terms("被告构成不当得利")
+
+
+def test_query_and_document_share_one_pipeline(segmenter):
+    traditional = parse_query("離婚 撫養費", segmenter)
+    simplified = parse_query("离婚 抚养费", segmenter)
+    assert traditional.terms == simplified.terms
+    assert set(traditional.terms) <= set(segmenter.terms(normalise("双方离婚后抚养费由原告承担")))
+
+
+def test_quoted_parts_become_phrases(segmenter):
+    parsed = parse_query('“楼上漏水” 十年 "借款"', segmenter)
+    assert parsed.phrases == ("楼上漏水", "借款")
+    assert "十年" in parsed.terms and "楼上" not in parsed.terms
+    assert parse_query("的 了 ，。", segmenter).is_empty
+
+
+def test_char_tokens_split_chinese_by_character_and_keep_ascii_words():
+    assert char_tokens("借款5万元abc") == ["借", "款", "5", "万", "元", "abc"]
+
+
+@pytest.mark.parametrize("secret", [
+    "330302199001011234", "33030219900101123X", "330302900101123",
+    "13812345678", "138-1234-5678", "+86 13812345678", "0577-88881234", "6222021234567890128",
+])
+def test_masking_removes_ids_phones_and_cards(secret):
+    masked = mask_personal_data(f"联系方式：{secret}。")
+    assert re.sub(r"\D", "", secret)[-6:] not in masked
+
+
+def test_masking_keeps_amounts_dates_and_non_luhn_numbers():
+    text = "2019年3月借款50000元，合同编号20190101123456，账号1234567812345678"
+    assert mask_personal_data(text) == text
+
+
+def test_masking_party_names_longest_first():
+    masked = mask_personal_data("原告张三丰与被告张三、李四发生纠纷", ["张三", "张三丰", "李四"])
+    assert masked == "原告张某与被告张某、李某发生纠纷"
+
+
+def test_snippet_marks_the_original_characters_without_stray_spaces():
+    text = "双方於二〇一五年協議離婚，撫養費每月八百元。" * 20
+    html = snippet(text, ("离婚", "抚养费"), width=30)
+    assert "<mark>離婚</mark>" in html and "<mark>撫養費</mark>" in html
+    plain = html.replace("<mark>", "").replace("</mark>", "").strip("…")
+    assert plain in text and " " not in plain
+
+
+def test_snippet_escapes_html_and_picks_the_densest_window():
+    text = "无关内容。" * 50 + "<b>借款</b>到期后借款人未还借款" + "无关内容。" * 50
+    html = snippet(text, ("借款",), width=40)
+    assert html.count("<mark>") == 3 and "&lt;b&gt;" in html
+
+
+def test_matched_terms_look_at_title_cause_and_text():
+    assert matched_terms(("民间借贷", "离婚"), "民间借贷纠纷", "", "借款五万元") == ("民间借贷",)
