@@ -41,21 +41,34 @@ class Indexer:
         with self.db.sessions() as session:
             return session.scalar(select(func.count()).select_from(IndexTask))
 
+    def _next_batch(self, session: Session) -> tuple[list[int], list[int]]:
+        """Up to batch_size distinct cases from the oldest tasks, and the ids of those tasks."""
+        rows = session.execute(select(IndexTask.id, IndexTask.entity_id).order_by(IndexTask.id)
+                               .limit(self.batch_size * 20)).all()
+        case_ids: dict[int, None] = {}
+        task_ids = []
+        for task_id, case_id in rows:
+            if case_id not in case_ids and len(case_ids) == self.batch_size:
+                continue
+            case_ids[case_id] = None
+            task_ids.append(task_id)
+        return sorted(case_ids), task_ids
+
     def drain(self, progress: Progress | None = None) -> int:
         """Index every queued change, batch by batch; returns how many cases were (re)indexed."""
         done = 0
         while True:
             with self.backend.writer() as writer, self.db.sessions() as session:
-                tasks = session.scalars(select(IndexTask).order_by(IndexTask.id).limit(self.batch_size)).all()
-                if not tasks:
+                case_ids, task_ids = self._next_batch(session)
+                if not case_ids:
                     return done
-                case_ids = sorted({task.entity_id for task in tasks})
                 docs = _load_documents(session, case_ids)
                 writer.upsert(docs)
                 writer.delete(sorted(set(case_ids) - {doc.case_id for doc in docs}))
-            # Tasks go only after the index committed: a crash in between re-indexes, never loses.
+            # Only the tasks that were read go, and only after the index committed: a crash in
+            # between re-indexes, a change queued meanwhile stays queued.
             with self.db.transaction() as session:
-                session.execute(delete(IndexTask).where(IndexTask.id.in_([t.id for t in tasks])))
+                session.execute(delete(IndexTask).where(IndexTask.id.in_(task_ids)))
             done += len(case_ids)
             if progress:
                 progress(len(case_ids))

@@ -29,7 +29,9 @@ class IndexDocument:
 def document_for(case: DisputeCase) -> IndexDocument:
     """Build the document of a case; personal data is masked here, before any index sees it."""
     names = [p.name for p in case.parties if p.kind == "person"]
-    body = "\n".join(part for part in (case.facts, case.process, case.agreement_terms) if part)
+    # Generated demo text (templated agreements) would match every query about agreements.
+    extra = [getattr(case, name) for name in ("process", "agreement_terms") if name not in case.synthetic_fields]
+    body = "\n".join(part for part in (case.facts, *extra) if part)
     return IndexDocument(
         case_id=case.id,
         external_id=case.external_id,

@@ -26,7 +26,7 @@ from indexer.text import ParsedQuery, Segmenter, char_tokens, normalise, parse_q
 
 TITLE_BOOST = 2.0
 CAUSE_BOOST = 3.0
-FACET_SIZE = 30
+FACET_SIZE = 50
 KEEP_OLD_GENERATIONS = 1
 
 FILTER_LABELS = {

@@ -1,0 +1,125 @@
+"""Search request parameters (query string or JSON body), validated by pydantic into a SearchQuery."""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+from flask import Request
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
+from werkzeug.datastructures import MultiDict
+
+from indexer.query import FACET_FIELDS, MODES, SORTS, Filters, SearchQuery
+from search_api.problems import ProblemError
+
+#: the deepest result a search may page to, so paging never becomes a full scan
+MAX_WINDOW = 10_000
+
+#: which request parameters set each Filters field (to drop a filter from a URL)
+FILTER_PARAMS = {
+    "categories": "category", "causes": "cause", "regions": "region", "organisation_id": "organisation",
+    "outcomes": "outcome", "exemplar_only": "exemplar", "received_from": "from", "received_to": "to",
+    "amount_min": "amount_min", "amount_max": "amount_max",
+}
+
+
+def _one_or_many(value):
+    return [value] if isinstance(value, str) else value
+
+
+def _comma_separated(value):
+    """'a,b' and ['a', 'b,c'] alike become ['a', 'b', 'c']."""
+    values = _one_or_many(value)
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        return values  # pydantic reports the wrong type
+    return [part.strip() for v in values for part in v.split(",") if part.strip()]
+
+
+Repeated = Annotated[list[Annotated[str, Field(min_length=1, max_length=100)]], BeforeValidator(_one_or_many)]
+
+
+class SearchParams(BaseModel):
+    """The public search parameters, named as in the query string."""
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    q: str = Field("", max_length=500,
+                   description="Keywords or a colloquial description; quote a phrase to match it exactly.")
+    mode: Literal[MODES] = "keyword"
+    category: Repeated = Field([], description="Dispute category; repeat for any of several.")
+    cause: Repeated = Field([], description="Cause of action (案由); repeatable.")
+    region: Repeated = Field([], description="Region; repeatable.")
+    organisation: int | None = Field(None, ge=1, description="Organisation id: it and everything below it.")
+    outcome: Repeated = Field([], description="成功 / 不成功 / 终止; repeatable.")
+    exemplar: bool = Field(False, description="Only exemplar cases (优秀案例).")
+    from_: dt.date | None = Field(None, alias="from", description="Received on or after (YYYY-MM-DD).")
+    to: dt.date | None = Field(None, description="Received on or before (YYYY-MM-DD).")
+    amount_min: float | None = Field(None, ge=0, description="Smallest agreed amount (yuan).")
+    amount_max: float | None = Field(None, ge=0, description="Largest agreed amount (yuan).")
+    sort: Literal[SORTS] = "relevance"
+    page: int = Field(1, ge=1)
+    size: int = Field(10, ge=1, description="Results per page, at most the configured max_page_size.")
+    facets: Annotated[list[Literal[FACET_FIELDS]], BeforeValidator(_comma_separated)] = Field(
+        list(FACET_FIELDS), description="Facets to count (comma-separated or repeated; empty for none).")
+
+    @field_validator("to")
+    @classmethod
+    def _range_in_order(cls, to: dt.date | None, info: ValidationInfo):
+        start = info.data.get("from_")
+        if to and start and to < start:
+            raise PydanticCustomError("date_range", "'to' must not be before 'from'")
+        return to
+
+    @field_validator("amount_max")
+    @classmethod
+    def _amounts_in_order(cls, top: float | None, info: ValidationInfo):
+        bottom = info.data.get("amount_min")
+        if top is not None and bottom is not None and top < bottom:
+            raise PydanticCustomError("amount_range", "amount_max must not be below amount_min")
+        return top
+
+    @field_validator("size")
+    @classmethod
+    def _size_within_limits(cls, size: int, info: ValidationInfo):
+        most = (info.context or {}).get("max_page_size")
+        if most and size > most:
+            raise PydanticCustomError("too_large", "Input should be less than or equal to {most}", {"most": most})
+        page = info.data.get("page")
+        if page and page * size > MAX_WINDOW:
+            raise PydanticCustomError("too_deep", "page × size should be at most {window}", {"window": MAX_WINDOW})
+        return size
+
+    def search_query(self) -> SearchQuery:
+        """The backend's query object for these parameters."""
+        filters = Filters(
+            categories=tuple(self.category), causes=tuple(self.cause), regions=tuple(self.region),
+            organisation_id=self.organisation, outcomes=tuple(self.outcome), exemplar_only=self.exemplar,
+            received_from=self.from_, received_to=self.to, amount_min=self.amount_min, amount_max=self.amount_max)
+        return SearchQuery(text=self.q, mode=self.mode, filters=filters, facets=tuple(self.facets),
+                           sort=self.sort, page=self.page, size=self.size)
+
+
+def _from_query_string(args: MultiDict) -> dict:
+    """Repeated keys become lists; empty values (an empty form field) count as absent."""
+    data = {}
+    for key, values in args.lists():
+        given = [v for v in values if v != ""]
+        if given:
+            data[key] = given if len(given) > 1 else given[0]
+        elif key == "facets":
+            data[key] = []  # `facets=` explicitly asks for no facets
+    return data
+
+
+def parse_search(request: Request, max_page_size: int) -> SearchParams:
+    """The validated parameters of a search request; ProblemError (400 or 422) when they are not valid."""
+    if request.method == "POST":
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            raise ProblemError(400, "The request body must be a JSON object (Content-Type: application/json).")
+        data, status = body, 422
+    else:
+        data, status = _from_query_string(request.args), 400
+    try:
+        return SearchParams.model_validate(data, context={"max_page_size": max_page_size})
+    except ValidationError as error:
+        raise ProblemError.from_validation(error, status) from None
