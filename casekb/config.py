@@ -39,10 +39,22 @@ class Settings:
     index_batch_size: int = 500
     #: Seconds between outbox polls of the background indexer in `casekb serve`.
     index_poll_seconds: float = 2.0
+    #: Sentence-transformers folder of the embedding model; None: multilingual-e5-small, converted
+    #: by `casekb model install` into `home/models/` (CASEKB_EMBEDDING_MODEL names any other).
+    embedding_model: Path | None = None
 
     @property
     def index_dir(self) -> Path:
         return self.home / "index"
+
+    @property
+    def default_embedding_model(self) -> Path:
+        """Where `casekb model install` converts multilingual-e5-small."""
+        return self.home / "models" / "multilingual-e5-small"
+
+    @property
+    def embedding_model_dir(self) -> Path:
+        return self.embedding_model or self.default_embedding_model
 
     @property
     def legal_terms(self) -> Path:
@@ -63,5 +75,7 @@ def load_settings(**overrides) -> Settings:
     shared = Path(overrides.pop("shared_data", None) or env.get(
         "CASEKB_SHARED_DATA", PROJECT_ROOT.parent / "shared" / "data")).resolve()
     categories = overrides.pop("categories", None) or _read_categories(env.get("CASEKB_CATEGORIES_FILE"))
+    if "embedding_model" not in overrides and env.get("CASEKB_EMBEDDING_MODEL"):
+        overrides["embedding_model"] = Path(env["CASEKB_EMBEDDING_MODEL"]).resolve()
     return Settings(home=home, database_url=database_url, shared_data=shared,
                     categories=tuple(categories), **overrides)

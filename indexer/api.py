@@ -9,6 +9,9 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 from casekb.config import Settings
 from indexer.documents import IndexDocument, document_for
 from indexer.embedded import EmbeddedBackend
+from indexer.embeddings import Encoder
+from indexer.semantic import passage_inputs
+from indexer.vectors import VectorIndex
 from indexer.text import segmenter_for
 from kb.db import Database
 from kb.models import DisputeCase, IndexTask
@@ -16,9 +19,17 @@ from kb.models import DisputeCase, IndexTask
 Progress = Callable[[int], None]
 
 
+def encoder_factory(settings: Settings) -> Callable[[], Encoder] | None:
+    """How to load the embedding model, or None when it is not installed (keyword search only)."""
+    folder = settings.embedding_model_dir
+    if not (folder / "modules.json").is_file():
+        return None
+    return lambda: Encoder(folder, settings.home / "embeddings.sqlite3")
+
+
 def open_backend(settings: Settings) -> EmbeddedBackend:
     """The configured search backend."""
-    return EmbeddedBackend(settings.index_dir, segmenter_for(settings.legal_terms))
+    return EmbeddedBackend(settings.index_dir, segmenter_for(settings.legal_terms), encoder_factory(settings))
 
 
 def _load_documents(session: Session, case_ids: list[int]) -> list[IndexDocument]:
@@ -94,6 +105,39 @@ class Indexer:
         with self.db.transaction() as session:
             session.execute(delete(IndexTask).where(IndexTask.id <= watermark))
         return total
+
+    def embed(self, encoder: Encoder, progress: Progress | None = None, batch_cases: int = 64,
+              limit: int | None = None) -> int:
+        """Embed every indexed case whose text changed since its vectors were computed (or that has
+        none; at most `limit` cases), batch by batch; each batch is searchable once saved."""
+        done = 0
+        while limit is None or done < limit:
+            wanted = self.backend.text_hashes()
+            vectors = self.backend.vectors()
+            stored = vectors.text_hashes if vectors is not None and vectors.model == encoder.name else {}
+            todo = sorted(case_id for case_id, digest in wanted.items() if stored.get(case_id) != digest)
+            gone = [case_id for case_id in stored if case_id not in wanted]
+            if not todo and not gone:
+                return done
+            batch = todo[:batch_cases]
+            texts = self.backend.stored_texts(batch)
+            inputs = {case_id: passage_inputs(*texts[case_id]) for case_id in batch if case_id in texts}
+            flat = encoder.passages([p for passages in inputs.values() for p in passages])
+            with self.backend.write_lock():
+                path = self.backend.vectors_path()
+                current = VectorIndex.load(path) if path.exists() else None
+                if current is None or current.model != encoder.name:
+                    current = VectorIndex.create(encoder.dim, encoder.name, expected_passages=len(wanted) * 3)
+                current.remove_cases(gone)
+                offset = 0
+                for case_id, passages in inputs.items():
+                    current.add_case(case_id, flat[offset:offset + len(passages)], wanted[case_id])
+                    offset += len(passages)
+                current.save(path)
+            done += len(batch)
+            if progress:
+                progress(len(batch))
+        return done
 
     def count_cases(self) -> int:
         with self.db.sessions() as session:

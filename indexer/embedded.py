@@ -15,19 +15,29 @@ import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
+import numpy as np
 import tantivy
 
 from indexer.documents import IndexDocument
-from indexer.query import FacetBucket, Filters, Hit, SearchQuery, SearchResult, Suggestion
+from indexer.query import MODES, FacetBucket, Filters, Hit, SearchQuery, SearchResult, Suggestion
 from indexer.snippets import matched_terms, snippet
+from indexer.semantic import (PASSAGE_CHARS, SemanticUnavailable, best_per_case, case_passages, document_hash,
+                              reciprocal_rank_fusion)
+from indexer.vectors import PassageMatch, VectorIndex
 from indexer.text import ParsedQuery, Segmenter, char_tokens, normalise, parse_query
 
 TITLE_BOOST = 2.0
 CAUSE_BOOST = 3.0
 FACET_SIZE = 50
 KEEP_OLD_GENERATIONS = 1
+#: Semantic and hybrid searches rank this many cases at most.
+SEMANTIC_DEPTH = 200
+VECTORS_FILE = "vectors.npz"
+
+if TYPE_CHECKING:
+    from indexer.embeddings import Encoder
 
 FILTER_LABELS = {
     "categories": "类别", "causes": "案由", "regions": "地区", "organisation_id": "调解组织",
@@ -53,6 +63,7 @@ def _schema() -> tantivy.Schema:
     builder.add_boolean_field("exemplar", stored=True, indexed=True, fast=True)
     builder.add_integer_field("received_day", stored=True, indexed=True, fast=True)
     builder.add_float_field("amount", indexed=True, fast=True)
+    builder.add_integer_field("text_hash", fast=True)
     return builder.build()
 
 
@@ -68,6 +79,7 @@ def _to_tantivy(doc: IndexDocument, segmenter: Segmenter) -> tantivy.Document:
         category=doc.category, cause=doc.cause, region=doc.region, outcome=doc.outcome,
         organisation=list(doc.organisation_ids), exemplar=doc.exemplar,
         received_day=doc.received_on.toordinal() if doc.received_on else -1,
+        text_hash=document_hash(doc.title, doc.text),
     )
     if doc.amount is not None:
         fields["amount"] = doc.amount
@@ -98,9 +110,15 @@ class KeywordWriter:
 class EmbeddedBackend:
     name = "embedded"
 
-    def __init__(self, index_dir: Path, segmenter: Segmenter):
+    def __init__(self, index_dir: Path, segmenter: Segmenter, encoder_factory: Callable[[], Encoder] | None = None,
+                 rrf_k: int = 60, keyword_weight: float = 1.0, semantic_weight: float = 1.0):
         self.root = index_dir / "keyword"
         self.segmenter = segmenter
+        self.encoder_factory = encoder_factory
+        self.rrf_k, self.keyword_weight, self.semantic_weight = rrf_k, keyword_weight, semantic_weight
+        self._encoder_instance = None
+        self._vectors: VectorIndex | None = None
+        self._vectors_stamp = None
         self.schema = _schema()
         self._opened: tuple[str, float] | None = None
         self._index: tantivy.Index | None = None
@@ -129,7 +147,7 @@ class EmbeddedBackend:
             shutil.rmtree(old, ignore_errors=True)
 
     @contextmanager
-    def _write_lock(self) -> Iterator[None]:
+    def write_lock(self) -> Iterator[None]:
         """One writer at a time across processes (the web app's indexer thread, the CLI)."""
         self.root.mkdir(parents=True, exist_ok=True)
         with open(self.root / "write.lock", "w") as handle:
@@ -142,7 +160,7 @@ class EmbeddedBackend:
     @contextmanager
     def writer(self) -> Iterator[KeywordWriter]:
         """Write to the live index (creating it when there is none); committed on clean exit."""
-        with self._write_lock():
+        with self.write_lock():
             generation = self._current_generation()
             if generation is None:
                 generation, index = self._new_generation()
@@ -156,16 +174,25 @@ class EmbeddedBackend:
     @contextmanager
     def rebuild(self) -> Iterator[KeywordWriter]:
         """Write a fresh index beside the live one; it replaces the live one on clean exit."""
-        with self._write_lock():
+        with self.write_lock():
             generation, index = self._new_generation()
             try:
                 writer = KeywordWriter(index, self.segmenter)
                 yield writer
                 writer.commit()
+                # Vectors follow the documents by text hash: unchanged cases keep theirs.
+                old = self.vectors_path()
+                if old and old.exists():
+                    shutil.copyfile(old, self.root / generation / VECTORS_FILE)
             except BaseException:
                 shutil.rmtree(self.root / generation, ignore_errors=True)
                 raise
             self._publish(generation)
+
+    def vectors_path(self) -> Path | None:
+        """The passage-vector file of the live generation (it may not exist yet)."""
+        generation = self._current_generation()
+        return self.root / generation / VECTORS_FILE if generation else None
 
     # -- reading -----------------------------------------------------------------------
     def _searcher(self) -> tantivy.Searcher | None:
@@ -272,29 +299,135 @@ class EmbeddedBackend:
         if searcher is None:
             return SearchResult([], 0, {}, 0.0, parsed.highlight_terms())
         text_query = self._text_query(parsed)
-        full = self._compose(text_query, query.filters)
+        needles = parsed.highlight_terms()
+        coverage = None
+        if query.mode == "keyword" or parsed.is_empty:
+            hits, total = self._keyword_page(searcher, parsed, text_query, query, needles)
+        else:
+            hits, total, coverage = self._fused_page(searcher, text_query, query, needles)
+        facet_query = text_query if query.mode == "keyword" else tantivy.Query.all_query()
+        facets = self._facets(searcher, facet_query, query) if query.facets else {}
+        suggestions = self._suggestions(searcher, parsed, text_query, query.filters) if not total else []
+        took = (time.perf_counter() - started) * 1000
+        return SearchResult(hits, total, facets, took, needles, suggestions, coverage)
+
+    def _keyword_page(self, searcher, parsed, text_query, query: SearchQuery, needles) -> tuple[list[Hit], int]:
         order = {}
         if query.sort != "relevance" or parsed.is_empty:
             order = {"order_by_field": "received_day",
                      "order": tantivy.Order.Asc if query.sort == "date_asc" else tantivy.Order.Desc}
-        found = searcher.search(full, limit=query.size, offset=(query.page - 1) * query.size,
-                                count=True, **order)
-        needles = parsed.highlight_terms()
-        hits = [self._hit(searcher.doc(address).to_dict(), score, needles, bool(order))
+        found = searcher.search(self._compose(text_query, query.filters), limit=query.size,
+                                offset=(query.page - 1) * query.size, count=True, **order)
+        hits = [self._hit(searcher.doc(address).to_dict(), 0.0 if order else score, needles)
                 for score, address in found.hits]
-        facets = self._facets(searcher, text_query, query) if query.facets else {}
-        suggestions = self._suggestions(searcher, parsed, text_query, query.filters) if not found.count else []
-        took = (time.perf_counter() - started) * 1000
-        return SearchResult(hits, found.count, facets, took, needles, suggestions)
+        return hits, found.count
+
+    # -- semantic and hybrid -------------------------------------------------------------
+    def modes(self) -> tuple[str, ...]:
+        """The search modes this backend can serve: semantic ones need an embedding model."""
+        return MODES if self.encoder_factory is not None else ("keyword",)
+
+    def encoder(self) -> Encoder:
+        """The embedding model, loaded on first use."""
+        if self._encoder_instance is None:
+            if self.encoder_factory is None:
+                raise SemanticUnavailable("no embedding model is installed: run `casekb model install`")
+            with self._open_lock:
+                if self._encoder_instance is None:
+                    self._encoder_instance = self.encoder_factory()
+        return self._encoder_instance
+
+    def vectors(self) -> VectorIndex | None:
+        """The live generation's passage vectors, reloaded when the embedding worker saved new ones."""
+        path = self.vectors_path()
+        try:
+            stamp = (path, path.stat().st_mtime_ns)
+        except (AttributeError, FileNotFoundError):
+            return None
+        with self._open_lock:
+            if self._vectors_stamp != stamp:
+                self._vectors, self._vectors_stamp = VectorIndex.load(path), stamp
+            return self._vectors
+
+    def _case_ids(self, searcher, query: tantivy.Query, limit: int) -> list[int]:
+        found = searcher.search(query, limit=max(1, limit), count=False)
+        return searcher.fast_field_values("case_id", [address for _score, address in found.hits])
+
+    def _semantic_ranking(self, searcher, query: SearchQuery, depth: int) -> list[PassageMatch]:
+        encoder = self.encoder()
+        vectors = self.vectors()
+        if vectors is None or not len(vectors):
+            return []
+        allowed = None
+        if query.filters.active():
+            allowed = np.asarray(self._case_ids(searcher, self._compose(tantivy.Query.all_query(), query.filters),
+                                                searcher.num_docs), dtype="int64")
+        vector = encoder.query(query.text)
+        passages = depth * 3
+        while True:
+            best = best_per_case(vectors.search(vector, passages, allowed))
+            if len(best) >= depth or passages >= len(vectors):
+                return best[:depth]
+            passages *= 4
+
+    def _fused_page(self, searcher, text_query, query: SearchQuery, needles):
+        """Semantic or hybrid ranking over the first SEMANTIC_DEPTH cases, one page of it."""
+        semantic = self._semantic_ranking(searcher, query, SEMANTIC_DEPTH)
+        best_passage = {match.case_id: match for match in semantic}
+        if query.mode == "semantic":
+            ranked = [(match.case_id, match.score) for match in semantic]
+        else:
+            keyword = self._case_ids(searcher, self._compose(text_query, query.filters), SEMANTIC_DEPTH)
+            ranked = reciprocal_rank_fusion([(keyword, self.keyword_weight),
+                                             ([m.case_id for m in semantic], self.semantic_weight)], self.rrf_k)
+        page = ranked[(query.page - 1) * query.size:query.page * query.size]
+        stored = self._stored_by_case(searcher, [case_id for case_id, _ in page])
+        hits = [self._hit(stored[case_id], score, needles, best_passage.get(case_id))
+                for case_id, score in page if case_id in stored]
+        vectors = self.vectors()
+        coverage = (len(vectors.text_hashes) if vectors else 0, searcher.num_docs)
+        return hits, len(ranked), coverage
+
+    def _stored_by_case(self, searcher, case_ids: list[int]) -> dict[int, dict]:
+        if not case_ids:
+            return {}
+        found = searcher.search(tantivy.Query.term_set_query(self.schema, "case_id", case_ids), limit=len(case_ids))
+        docs = (searcher.doc(address).to_dict() for _score, address in found.hits)
+        return {doc["case_id"][0]: doc for doc in docs}
+
+    def text_hashes(self) -> dict[int, int]:
+        """case id -> text hash of every indexed document, for the embedding worker."""
+        searcher = self._searcher()
+        if searcher is None or not searcher.num_docs:
+            return {}
+        found = searcher.search(tantivy.Query.all_query(), limit=searcher.num_docs, count=False)
+        addresses = [address for _score, address in found.hits]
+        return dict(zip(searcher.fast_field_values("case_id", addresses),
+                        searcher.fast_field_values("text_hash", addresses)))
+
+    def stored_texts(self, case_ids: list[int]) -> dict[int, tuple[str, str]]:
+        """case id -> (title, masked text) as indexed."""
+        searcher = self._searcher()
+        if searcher is None:
+            return {}
+        return {case_id: (doc["title"][0].decode(), doc["text"][0].decode())
+                for case_id, doc in self._stored_by_case(searcher, case_ids).items()}
 
     @staticmethod
-    def _hit(stored: dict, score, needles, sorted_by_field: bool) -> Hit:
+    def _hit(stored: dict, score: float, needles, passage: PassageMatch | None = None) -> Hit:
         text, title, cause = stored["text"][0].decode(), stored["title"][0].decode(), stored["cause"][0]
         day = stored["received_day"][0]
+        matched = matched_terms(needles, title, cause, text)
+        best = ""
+        if passage is not None:
+            passages = case_passages(text)
+            if passage.passage < len(passages):
+                best = snippet(passages[passage.passage].text, needles, width=PASSAGE_CHARS)
         return Hit(
             case_id=stored["case_id"][0], external_id=stored["external_id"][0],
-            title=title, score=0.0 if sorted_by_field else float(score),
-            snippet=snippet(text, needles), matched_terms=matched_terms(needles, title, cause, text),
+            title=title, score=float(score),
+            snippet=best if best and not matched else snippet(text, needles), matched_terms=matched,
+            best_passage=best,
             category=stored["category"][0], cause=cause,
             region=stored.get("region", [""])[0], outcome=stored.get("outcome", [""])[0],
             received_on=dt.date.fromordinal(day) if day > 0 else None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field, fields, replace
 
-MODES = ("keyword",)
+MODES = ("keyword", "semantic", "hybrid")
 SORTS = ("relevance", "date_desc", "date_asc")
 FACET_FIELDS = ("category", "cause", "region", "outcome")
 
@@ -69,6 +69,8 @@ class Hit:
     outcome: str
     received_on: dt.date | None
     exemplar: bool
+    #: HTML of the passage that matched by meaning (semantic and hybrid modes)
+    best_passage: str = ""
 
 
 @dataclass(frozen=True)
@@ -93,3 +95,5 @@ class SearchResult:
     took_ms: float
     query_terms: tuple[str, ...] = ()
     suggestions: list[Suggestion] = field(default_factory=list)
+    #: semantic and hybrid: (cases embedded so far, cases indexed)
+    semantic_coverage: tuple[int, int] | None = None

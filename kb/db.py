@@ -11,6 +11,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 import kb.outbox  # noqa: F401  (registers the outbox flush hook)
+import kb.statistics  # noqa: F401  (registers the statistics change counter)
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 

@@ -13,6 +13,8 @@ from indexer.embedded import EmbeddedBackend
 from kb.db import Database
 
 log = logging.getLogger(__name__)
+#: cases embedded per round of the background indexer, between two outbox drains
+EMBED_CASES_PER_ROUND = 16
 
 
 @dataclass
@@ -34,14 +36,19 @@ class CaseKB:
         return thread
 
     def _keep_index_current(self) -> None:
+        """Keyword changes first; then embeddings a few cases at a time, so edits never wait
+        behind the slow embedding of a whole corpus."""
         indexer = self.indexer()
         while True:
+            busy = False
             try:
                 indexer.drain()
+                if self.backend.encoder_factory is not None:
+                    busy = indexer.embed(self.backend.encoder(), limit=EMBED_CASES_PER_ROUND) > 0
             except Exception:
                 # A locked database or a full disk is usually temporary: the tasks stay queued, retry.
                 log.exception("background indexing failed; retrying in %s s", self.settings.index_poll_seconds)
-            if self.stop_indexing.wait(self.settings.index_poll_seconds):
+            if self.stop_indexing.wait(0 if busy else self.settings.index_poll_seconds):
                 return
 
 

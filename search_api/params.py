@@ -14,6 +14,8 @@ from search_api.problems import ProblemError
 
 #: the deepest result a search may page to, so paging never becomes a full scan
 MAX_WINDOW = 10_000
+#: the last page a list may ask for; a plain bound that the OpenAPI document can state, unlike the window
+MAX_PAGES = 100
 
 #: which request parameters set each Filters field (to drop a filter from a URL)
 FILTER_PARAMS = {
@@ -27,8 +29,10 @@ def _one_or_many(value):
     return [value] if isinstance(value, str) else value
 
 
-def _comma_separated(value):
-    """'a,b' and ['a', 'b,c'] alike become ['a', 'b', 'c']."""
+def comma_separated(value, info: ValidationInfo | None = None):
+    """'a,b' and ['a', 'b,c'] alike become ['a', 'b', 'c'] in a query string (JSON has real lists)."""
+    if info is not None and info.mode == "json":
+        return value
     values = _one_or_many(value)
     if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
         return values  # pydantic reports the wrong type
@@ -48,7 +52,7 @@ class SearchParams(BaseModel):
     category: Repeated = Field([], description="Dispute category; repeat for any of several.")
     cause: Repeated = Field([], description="Cause of action (案由); repeatable.")
     region: Repeated = Field([], description="Region; repeatable.")
-    organisation: int | None = Field(None, ge=1, description="Organisation id: it and everything below it.")
+    organisation: int | None = Field(None, ge=1, le=2**31 - 1, description="Organisation id: it and everything below it.")
     outcome: Repeated = Field([], description="成功 / 不成功 / 终止; repeatable.")
     exemplar: bool = Field(False, description="Only exemplar cases (优秀案例).")
     from_: dt.date | None = Field(None, alias="from", description="Received on or after (YYYY-MM-DD).")
@@ -56,9 +60,9 @@ class SearchParams(BaseModel):
     amount_min: float | None = Field(None, ge=0, description="Smallest agreed amount (yuan).")
     amount_max: float | None = Field(None, ge=0, description="Largest agreed amount (yuan).")
     sort: Literal[SORTS] = "relevance"
-    page: int = Field(1, ge=1)
+    page: int = Field(1, ge=1, le=MAX_PAGES)
     size: int = Field(10, ge=1, description="Results per page, at most the configured max_page_size.")
-    facets: Annotated[list[Literal[FACET_FIELDS]], BeforeValidator(_comma_separated)] = Field(
+    facets: Annotated[list[Literal[FACET_FIELDS]], BeforeValidator(comma_separated)] = Field(
         list(FACET_FIELDS), description="Facets to count (comma-separated or repeated; empty for none).")
 
     @field_validator("to")
@@ -76,6 +80,16 @@ class SearchParams(BaseModel):
         if top is not None and bottom is not None and top < bottom:
             raise PydanticCustomError("amount_range", "amount_max must not be below amount_min")
         return top
+
+    @field_validator("mode")
+    @classmethod
+    def _mode_available(cls, mode: str, info: ValidationInfo):
+        available = (info.context or {}).get("modes")
+        if available and mode not in available:
+            raise PydanticCustomError("mode_unavailable", "mode {mode!r} needs the embedding model, which is not "
+                                      "installed here (casekb model install); available: {available}",
+                                      {"mode": mode, "available": ", ".join(available)})
+        return mode
 
     @field_validator("size")
     @classmethod
@@ -98,7 +112,7 @@ class SearchParams(BaseModel):
                            sort=self.sort, page=self.page, size=self.size)
 
 
-def _from_query_string(args: MultiDict) -> dict:
+def from_query_string(args: MultiDict) -> dict:
     """Repeated keys become lists; empty values (an empty form field) count as absent."""
     data = {}
     for key, values in args.lists():
@@ -110,16 +124,19 @@ def _from_query_string(args: MultiDict) -> dict:
     return data
 
 
-def parse_search(request: Request, max_page_size: int) -> SearchParams:
+def parse_search(request: Request, max_page_size: int, modes: tuple[str, ...] = MODES) -> SearchParams:
     """The validated parameters of a search request; ProblemError (400 or 422) when they are not valid."""
     if request.method == "POST":
         body = request.get_json(silent=True)
         if not isinstance(body, dict):
             raise ProblemError(400, "The request body must be a JSON object (Content-Type: application/json).")
-        data, status = body, 422
-    else:
-        data, status = _from_query_string(request.args), 400
+    context = {"max_page_size": max_page_size, "modes": modes}
     try:
-        return SearchParams.model_validate(data, context={"max_page_size": max_page_size})
+        if request.method == "POST":
+            status = 422
+            # JSON has types: strict, so "5" is no amount and "true" no flag (a query string has only text).
+            return SearchParams.model_validate_json(request.get_data(), strict=True, context=context)
+        status = 400
+        return SearchParams.model_validate(from_query_string(request.args), context=context)
     except ValidationError as error:
         raise ProblemError.from_validation(error, status) from None

@@ -7,12 +7,16 @@ from flask import Flask, jsonify, render_template, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
+from indexer.semantic import SemanticUnavailable
+
 PROBLEM_JSON = "application/problem+json"
 INVALID_PARAMETERS = "tag:casekb,2025:problems/invalid-parameters"
 
 #: what the UI says for each status: a heading and a hint (the API's English detail is for developers)
 UI_MESSAGES = {
     400: ("请求参数有误", "请检查下面列出的参数后重新搜索。"),
+    401: ("请先登录", "登录后才能查看这个页面。"),
+    403: ("没有权限", "您的角色不能进行这个操作。如有需要，请联系管理员。"),
     404: ("找不到这个页面", "地址可能有误，或者这个案例已被删除。"),
     405: ("不支持这种请求方式", "请从搜索页面进入。"),
     422: ("请求参数有误", "请检查下面列出的参数后重新搜索。"),
@@ -53,8 +57,9 @@ def _respond(problem: ProblemError, headers: list[tuple[str, str]] = ()):
         response.content_type = PROBLEM_JSON
     else:
         title, hint = UI_MESSAGES.get(problem.status, (HTTPStatus(problem.status).phrase, ""))
+        # A 500 page names no user: finding the user may be what failed.
         response = render_template("error.html", status=problem.status, title=title, hint=hint,
-                                   errors=problem.errors)
+                                   errors=problem.errors, public_page=problem.status >= 500)
     return response, problem.status, list(headers)
 
 
@@ -64,6 +69,11 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ProblemError)
     def _problem(problem: ProblemError):
         return _respond(problem)
+
+    @app.errorhandler(SemanticUnavailable)
+    def _no_model(error: SemanticUnavailable):
+        return _respond(ProblemError(503, f"Semantic search is not available here: {error}. "
+                                          "Use mode=keyword."))
 
     @app.errorhandler(HTTPException)
     def _http(error: HTTPException):

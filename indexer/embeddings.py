@@ -1,0 +1,102 @@
+"""Passage and query embeddings, cached by (text hash, model) so unchanged text is never re-embedded."""
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from indexer.embedding_model import load_model
+
+Progress = Callable[[int], None]
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def model_fingerprint(folder: Path) -> str:
+    """Name and version of a model folder: its name plus a hash of its config and weights' ends."""
+    digest = hashlib.sha256()
+    for name in ("config.json", "modules.json", "config_sentence_transformers.json"):
+        path = folder / name
+        digest.update(path.read_bytes() if path.exists() else b"")
+    for weights in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")):
+        with weights.open("rb") as handle:
+            digest.update(handle.read(1 << 20))
+            handle.seek(max(0, weights.stat().st_size - (1 << 20)))
+            digest.update(handle.read())
+    return f"{folder.name}:{digest.hexdigest()[:16]}"
+
+
+class EmbeddingCache:
+    """Vectors by (model, text hash) in a SQLite file beside the index."""
+
+    def __init__(self, path: Path, model: str):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, check_same_thread=False, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS embeddings (model TEXT, hash TEXT, vector BLOB, "
+                         "PRIMARY KEY (model, hash))")
+        self._lock = threading.Lock()
+        self.model = model
+
+    def get(self, hashes: list[str]) -> dict[str, np.ndarray]:
+        found = {}
+        with self._lock:
+            for start in range(0, len(hashes), 500):
+                chunk = hashes[start:start + 500]
+                rows = self._db.execute(
+                    f"SELECT hash, vector FROM embeddings WHERE model = ? AND hash IN ({','.join('?' * len(chunk))})",
+                    [self.model, *chunk])
+                found.update((h, np.frombuffer(v, dtype="float32")) for h, v in rows)
+        return found
+
+    def put(self, vectors: dict[str, np.ndarray]) -> None:
+        with self._lock, self._db:
+            self._db.executemany("INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?)",
+                                 [(self.model, h, v.astype("float32").tobytes()) for h, v in vectors.items()])
+
+
+class Encoder:
+    """A sentence-transformers model with e5's prompts, batched, with the cache in front."""
+
+    def __init__(self, folder: Path, cache_path: Path, batch_size: int = 16, threads: int | None = None):
+        self.model = load_model(folder, threads)
+        self.name = model_fingerprint(Path(folder))
+        self.cache = EmbeddingCache(cache_path, self.name)
+        self.batch_size = batch_size
+        self.dim = self.model.get_embedding_dimension() if hasattr(self.model, "get_embedding_dimension") \
+            else self.model.get_sentence_embedding_dimension()
+        #: texts actually run through the model (cache misses), for progress and tests
+        self.encoded = 0
+        self._prompts = getattr(self.model, "prompts", {}) or {}
+
+    def _encode(self, texts: list[str], prompt: str) -> np.ndarray:
+        return self.model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
+                                 prompt_name=prompt if prompt in self._prompts else None,
+                                 convert_to_numpy=True, show_progress_bar=False).astype("float32")
+
+    def query(self, text: str) -> np.ndarray:
+        return self._encode([text], "query")[0]
+
+    def passages(self, texts: list[str], progress: Progress | None = None) -> np.ndarray:
+        """Embeddings of passages, taking what the cache has and embedding (and caching) the rest."""
+        hashes = [text_hash(t) for t in texts]
+        known = self.cache.get(list(set(hashes)))
+        missing = list(dict.fromkeys(h for h in hashes if h not in known))
+        by_hash = {h: t for h, t in zip(hashes, texts)}
+        for start in range(0, len(missing), self.batch_size * 4):
+            chunk = missing[start:start + self.batch_size * 4]
+            fresh = dict(zip(chunk, self._encode([by_hash[h] for h in chunk], "passage")))
+            self.encoded += len(chunk)
+            self.cache.put(fresh)
+            known.update(fresh)
+            if progress:
+                progress(len(chunk))
+        if not texts:
+            return np.empty((0, self.dim), dtype="float32")
+        return np.vstack([known[h] for h in hashes])

@@ -1,0 +1,54 @@
+"""Semantic search pieces: passage text as embedded, best passage per case, reciprocal-rank fusion,
+and the worker that keeps a generation's vectors in step with its keyword documents."""
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from typing import Callable, Iterable
+
+from indexer.passages import Passage, split_passages
+from indexer.vectors import PassageMatch
+
+PASSAGE_CHARS = 400
+OVERLAP_CHARS = 80
+
+
+class SemanticUnavailable(Exception):
+    """Semantic or hybrid search was asked for but no embedding model is installed."""
+
+
+def document_hash(title: str, text: str) -> int:
+    """63-bit hash (fits a signed 64-bit field) of what a case's vectors are computed from."""
+    return int.from_bytes(hashlib.sha256(f"{title}\n{text}".encode()).digest()[:8], "big") >> 1
+
+
+def case_passages(text: str) -> list[Passage]:
+    return split_passages(text, PASSAGE_CHARS, OVERLAP_CHARS)
+
+
+def passage_inputs(title: str, text: str) -> list[str]:
+    """What gets embedded: each passage with the case title (usually the cause) in front."""
+    return [f"{title}：{p.text}" for p in case_passages(text)] or [title]
+
+
+def best_per_case(matches: Iterable[PassageMatch]) -> list[PassageMatch]:
+    """The first (best) passage of each case, in rank order."""
+    seen, best = set(), []
+    for match in matches:
+        if match.case_id not in seen:
+            seen.add(match.case_id)
+            best.append(match)
+    return best
+
+
+def reciprocal_rank_fusion(rankings: list[tuple[list[int], float]], k: int = 60) -> list[tuple[int, float]]:
+    """Fuse ranked id lists, each with a weight: score = Σ weight / (k + rank). Ties break by id,
+    so the order is stable and paging never repeats a case."""
+    scores: dict[int, float] = defaultdict(float)
+    for ids, weight in rankings:
+        for rank, case_id in enumerate(ids, start=1):
+            scores[case_id] += weight / (k + rank)
+    return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+
+
+Progress = Callable[[int], None]

@@ -1,0 +1,129 @@
+"""Passage vectors of cases in faiss: exact search under a size threshold, HNSW above it.
+
+Row i of the faiss index holds the passage `keys[i]` (case id and passage number packed in one
+integer). A filter on cases becomes a selector of rows that faiss applies inside the search, so
+nothing is over-fetched and dropped. HNSW cannot remove rows: replaced passages are marked dead
+and left out by the same selector until the next rebuild.
+"""
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+PASSAGE_BITS = 10
+MAX_PASSAGE = (1 << PASSAGE_BITS) - 1
+#: A rebuild with more passages than this uses HNSW instead of exact search.
+HNSW_THRESHOLD = 200_000
+HNSW_NEIGHBOURS = 32
+HNSW_EF_SEARCH = 256
+#: Under this many allowed passages a filtered HNSW search scores them exactly instead.
+EXACT_SCAN_LIMIT = 50_000
+
+
+@dataclass(frozen=True)
+class PassageMatch:
+    case_id: int
+    passage: int
+    score: float
+
+
+class VectorIndex:
+    """Normalised passage vectors searched by inner product (= cosine)."""
+
+    def __init__(self, index: faiss.Index, keys: np.ndarray, alive: np.ndarray, model: str = "",
+                 text_hashes: dict[int, int] | None = None):
+        self.index, self.keys, self.alive = index, keys, alive
+        #: the embedding model's fingerprint: vectors of another model are never mixed in
+        self.model = model
+        #: case id -> hash of the text its vectors were computed from
+        self.text_hashes = text_hashes or {}
+
+    @classmethod
+    def create(cls, dim: int, model: str = "", expected_passages: int = 0) -> VectorIndex:
+        index = (faiss.IndexHNSWFlat(dim, HNSW_NEIGHBOURS, faiss.METRIC_INNER_PRODUCT)
+                 if expected_passages > HNSW_THRESHOLD else faiss.IndexFlatIP(dim))
+        return cls(index, np.empty(0, dtype="int64"), np.empty(0, dtype=bool), model)
+
+    @classmethod
+    def load(cls, path: Path) -> VectorIndex:
+        with np.load(path) as stored:
+            hashes = dict(zip(stored["hashed_cases"].tolist(), stored["hashes"].tolist()))
+            return cls(faiss.deserialize_index(stored["index"]), stored["keys"], stored["alive"],
+                       str(stored["model"]), hashes)
+
+    def save(self, path: Path) -> None:
+        """One file, written beside the live one and renamed over it: readers never see half."""
+        buffer = io.BytesIO()
+        np.savez(buffer, index=faiss.serialize_index(self.index), keys=self.keys, alive=self.alive,
+                 model=np.array(self.model), hashed_cases=np.array(list(self.text_hashes), dtype="int64"),
+                 hashes=np.array(list(self.text_hashes.values()), dtype="int64"))
+        partial = path.with_name(path.name + ".partial")
+        partial.write_bytes(buffer.getvalue())
+        os.replace(partial, path)
+
+    @property
+    def dim(self) -> int:
+        return self.index.d
+
+    @property
+    def exact(self) -> bool:
+        return isinstance(self.index, faiss.IndexFlat)
+
+    def __len__(self) -> int:
+        return int(self.alive.sum())
+
+    def case_ids(self) -> np.ndarray:
+        return np.unique(self.keys[self.alive] >> PASSAGE_BITS)
+
+    def remove_cases(self, case_ids) -> None:
+        for case_id in case_ids:
+            self.text_hashes.pop(int(case_id), None)
+        rows = np.flatnonzero(self.alive & np.isin(self.keys >> PASSAGE_BITS, np.asarray(case_ids, dtype="int64")))
+        if not len(rows):
+            return
+        if self.exact:
+            self.index.remove_ids(faiss.IDSelectorBatch(rows.astype("int64")))
+            self.keys, self.alive = np.delete(self.keys, rows), np.delete(self.alive, rows)
+        else:
+            self.alive[rows] = False
+
+    def add_case(self, case_id: int, vectors: np.ndarray, text_hash: int = 0) -> None:
+        """Store a case's passage vectors, replacing any it had."""
+        self.remove_cases([case_id])
+        self.text_hashes[case_id] = text_hash
+        vectors = np.ascontiguousarray(vectors[:MAX_PASSAGE + 1], dtype="float32")
+        keys = (np.int64(case_id) << PASSAGE_BITS) | np.arange(len(vectors), dtype="int64")
+        self.index.add(vectors)
+        self.keys = np.concatenate([self.keys, keys])
+        self.alive = np.concatenate([self.alive, np.ones(len(keys), dtype=bool)])
+
+    def search(self, query: np.ndarray, limit: int, allowed_cases: np.ndarray | None = None) -> list[PassageMatch]:
+        """The best passages for a normalised query vector, from `allowed_cases` only when given."""
+        query = np.ascontiguousarray(query.reshape(1, -1), dtype="float32")
+        mask = self.alive if allowed_cases is None else \
+            self.alive & np.isin(self.keys >> PASSAGE_BITS, np.asarray(allowed_cases, dtype="int64"))
+        rows = None if mask.all() else np.flatnonzero(mask)
+        if rows is not None and not len(rows) or limit < 1 or not len(self.keys):
+            return []
+        if rows is not None and not self.exact and len(rows) <= EXACT_SCAN_LIMIT:
+            return self._scan(query, rows, limit)
+        selector = faiss.IDSelectorBatch(rows.astype("int64")) if rows is not None else None
+        params = (faiss.SearchParameters(sel=selector) if self.exact
+                  else faiss.SearchParametersHNSW(sel=selector, efSearch=max(HNSW_EF_SEARCH, limit)))
+        scores, found = self.index.search(query, min(limit, len(self.keys)), params=params)
+        return [self._match(row, score) for score, row in zip(scores[0], found[0]) if row >= 0]
+
+    def _scan(self, query: np.ndarray, rows: np.ndarray, limit: int) -> list[PassageMatch]:
+        """Exact scores for a small set of rows, read back from the HNSW storage."""
+        scores = np.vstack([self.index.reconstruct(int(r)) for r in rows]) @ query[0]
+        best = np.argsort(-scores, kind="stable")[:limit]
+        return [self._match(rows[i], scores[i]) for i in best]
+
+    def _match(self, row: int, score: float) -> PassageMatch:
+        key = int(self.keys[row])
+        return PassageMatch(key >> PASSAGE_BITS, key & MAX_PASSAGE, float(score))

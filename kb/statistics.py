@@ -1,0 +1,709 @@
+"""Statistics over the case library: case measures sliced by region, category, cause and time,
+personnel structure, and the size of each of the nine databases.
+
+Case measures come from one of two sources with the same columns: the raw case rows, or the
+monthly summary that `refresh_summary` rebuilds (organisations rolled up to the units right
+below the root, so the summary stays small at Wenzhou's scale). A query uses the summary only
+when it is current and can answer exactly; otherwise it reads the raw rows.
+
+The summary is current while the change counter in `stats_state` still holds the value the last
+rebuild recorded: every flush that writes a case, exemplar mark, quality review, tracking row or
+organisation bumps the counter in the same transaction, so an edit can never leave stale figures.
+A current summary is held in memory as numpy columns (percentiles need a per-day histogram that
+is too large to scan in SQL for every dashboard query).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from sqlalchemy import (Connection, DateTime, Index, Integer, String, and_, case, delete, event, func, insert,
+                        literal, select, update)
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.sql.functions import FunctionElement
+
+from kb.models import (Base, DisputeCase, ExemplarMark, Expert, LearningMaterial, Mediator, Organisation,
+                       Party, QualityReview, UnsuccessfulCaseTracking)
+
+DEFAULT_TIME_LIMIT_DAYS = 30
+#: organisations deeper than this are counted under their ancestor at this depth in the summary
+UNIT_DEPTH = 2
+TIME_DIMENSIONS = ("day", "month", "quarter", "year")
+DIMENSIONS = TIME_DIMENSIONS + ("category", "cause", "region", "organisation", "outcome")
+#: dimensions and filters only the raw rows can answer
+RAW_ONLY = {"day", "cause"}
+AGE_BANDS = ((0, 30, "30岁以下"), (30, 40, "30-39岁"), (40, 50, "40-49岁"), (50, 60, "50-59岁"),
+             (60, 200, "60岁及以上"))
+SUCCESS = "成功"
+UNRESOLVED = ("不成功", "终止")
+DIRECT = "（本级）"
+
+# Open cases are few: this index makes the overdue count a short range scan.
+Index("ix_dispute_cases_closed_received", DisputeCase.closed_on, DisputeCase.received_on)
+#: every case column the raw-row measures read, so day ranges and causes never touch the wide case rows
+STATS_COLUMNS = ("category", "region", "organisation_id", "outcome", "closed_on", "satisfaction")
+Index("ix_dispute_cases_stats_received", DisputeCase.received_on, DisputeCase.cause,
+      *(getattr(DisputeCase, name) for name in STATS_COLUMNS))
+Index("ix_dispute_cases_stats_cause", DisputeCase.cause, DisputeCase.received_on,
+      *(getattr(DisputeCase, name) for name in STATS_COLUMNS))
+
+
+# --- portable date arithmetic ---------------------------------------------------------------
+
+class month_of(FunctionElement):
+    """'YYYY-MM' of a date."""
+    type = String()
+    inherit_cache = True
+
+
+@compiles(month_of, "sqlite")
+def _month_sqlite(element, compiler, **kw):
+    return f"strftime('%Y-%m', {compiler.process(element.clauses, **kw)})"
+
+
+@compiles(month_of)
+def _month_default(element, compiler, **kw):
+    return f"to_char({compiler.process(element.clauses, **kw)}, 'YYYY-MM')"
+
+
+class days_between(FunctionElement):
+    """Whole days from the first date to the second."""
+    type = Integer()
+    inherit_cache = True
+
+
+@compiles(days_between, "sqlite")
+def _days_sqlite(element, compiler, **kw):
+    start, end = (compiler.process(c, **kw) for c in element.clauses)
+    return f"CAST(julianday({end}) - julianday({start}) AS INTEGER)"
+
+
+@compiles(days_between)
+def _days_default(element, compiler, **kw):
+    start, end = (compiler.process(c, **kw) for c in element.clauses)
+    return f"({end} - {start})"
+
+
+# --- the summary tables ---------------------------------------------------------------------
+
+class _Grain:
+    month: Mapped[str | None] = mapped_column(String(7), index=True)
+    #: the case's committee rolled up to UNIT_DEPTH
+    organisation_id: Mapped[int | None] = mapped_column(Integer)
+    region: Mapped[str | None] = mapped_column(String(100))
+    category: Mapped[str] = mapped_column(String(50))
+    outcome: Mapped[str | None] = mapped_column(String(10))
+
+
+class CaseMonthSummary(_Grain, Base):
+    """Case measures per month × unit × region × category × outcome × destination."""
+    __tablename__ = "stats_case_months"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    destination: Mapped[str | None] = mapped_column(String(20))
+    cases: Mapped[int]
+    closed: Mapped[int]
+    timed: Mapped[int]
+    duration_sum: Mapped[int]
+    satisfaction_n: Mapped[int]
+    satisfaction_sum: Mapped[int]
+    exemplars: Mapped[int]
+    review_n: Mapped[int]
+    review_sum: Mapped[int]
+
+
+class CaseDurationSummary(_Grain, Base):
+    """Closed cases per month × unit × region × category × outcome × days taken (for percentiles)."""
+    __tablename__ = "stats_case_durations"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    days: Mapped[int]
+    cases: Mapped[int]
+
+
+class SummaryRefresh(Base):
+    """When the summary was rebuilt, and the change counter it was built at."""
+    __tablename__ = "stats_refreshes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    refreshed_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    changes: Mapped[int]
+
+
+class StatsState(Base):
+    """One row (id 1): how many transactions have changed the rows statistics read."""
+    __tablename__ = "stats_state"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    changes: Mapped[int] = mapped_column(default=0)
+
+
+#: rows whose insert, update or delete changes some statistic (organisations: the roll-up)
+WATCHED = (DisputeCase, ExemplarMark, QualityReview, UnsuccessfulCaseTracking, Organisation)
+STATE_ID = 1
+SUMS = ("cases", "closed", "timed", "duration_sum", "satisfaction_n", "satisfaction_sum", "exemplars",
+        "review_n", "review_sum")
+GRAIN = ("month", "organisation_id", "region", "category", "outcome")
+
+
+# --- filters and results --------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class StatsFilter:
+    """Which cases to count; the same meaning as the search filters."""
+    categories: tuple[str, ...] = ()
+    causes: tuple[str, ...] = ()
+    regions: tuple[str, ...] = ()
+    #: an organisation and everything below it in the tree
+    organisation_id: int | None = None
+    outcomes: tuple[str, ...] = ()
+    exemplar_only: bool = False
+    received_from: dt.date | None = None
+    received_to: dt.date | None = None
+
+
+@dataclass
+class CaseMeasures:
+    """The case measures of one group."""
+    key: tuple = ()
+    label: tuple[str, ...] = ()
+    received: int = 0
+    closed: int = 0
+    succeeded: int = 0
+    unsuccessful_by_destination: dict[str, int] = field(default_factory=dict)
+    timed: int = 0
+    duration_sum: int = 0
+    duration_p90: int | None = None
+    overdue: int = 0
+    exemplars: int = 0
+    review_n: int = 0
+    review_sum: int = 0
+    satisfaction_n: int = 0
+    satisfaction_sum: int = 0
+
+    @property
+    def success_rate(self) -> float | None:
+        return _ratio(self.succeeded, self.closed)
+
+    @property
+    def average_duration(self) -> float | None:
+        return _ratio(self.duration_sum, self.timed)
+
+    @property
+    def average_review_score(self) -> float | None:
+        return _ratio(self.review_sum, self.review_n)
+
+    @property
+    def average_satisfaction(self) -> float | None:
+        return _ratio(self.satisfaction_sum, self.satisfaction_n)
+
+    def as_dict(self) -> dict:
+        """The measures a report shows, rates rounded."""
+        return {
+            "key": list(self.key), "label": list(self.label), "received": self.received,
+            "closed": self.closed, "succeeded": self.succeeded, "success_rate": _round(self.success_rate, 4),
+            "unsuccessful": sum(self.unsuccessful_by_destination.values()),
+            "unsuccessful_by_destination": dict(sorted(self.unsuccessful_by_destination.items())),
+            "average_duration_days": _round(self.average_duration, 1), "p90_duration_days": self.duration_p90,
+            "overdue": self.overdue, "exemplars": self.exemplars, "reviews": self.review_n,
+            "average_review_score": _round(self.average_review_score, 1),
+            "satisfaction_responses": self.satisfaction_n,
+            "average_satisfaction": _round(self.average_satisfaction, 2),
+        }
+
+
+def _ratio(top: int, bottom: int) -> float | None:
+    return top / bottom if bottom else None
+
+
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+# --- sources --------------------------------------------------------------------------------
+
+def _case_columns():
+    """The raw columns filters and dimensions need, without the joins the measures need."""
+    exemplar = select(ExemplarMark.id).where(ExemplarMark.case_id == DisputeCase.id).exists()
+    return (select(month_of(DisputeCase.received_on).label("month"), DisputeCase.received_on, DisputeCase.closed_on,
+                   DisputeCase.organisation_id, DisputeCase.region, DisputeCase.category, DisputeCase.cause,
+                   DisputeCase.outcome, case((exemplar, 1), else_=0).label("exemplars"))
+            .subquery("open_cases"))
+
+
+def _raw_source(cutoff: dt.date | None = None):
+    """One row per case, with the summary's columns (each sum is this case's own value), and
+    overdue: 1 when the case is still open and was received before `cutoff`."""
+    reviews = (select(QualityReview.case_id, func.count().label("n"), func.sum(QualityReview.total_score).label("total"))
+               .group_by(QualityReview.case_id).subquery())
+    days = days_between(DisputeCase.received_on, DisputeCase.closed_on)
+    timed = and_(DisputeCase.closed_on.is_not(None), DisputeCase.received_on.is_not(None))
+    return (select(
+        month_of(DisputeCase.received_on).label("month"), DisputeCase.received_on, DisputeCase.closed_on,
+        DisputeCase.organisation_id,
+        DisputeCase.region, DisputeCase.category, DisputeCase.cause, DisputeCase.outcome,
+        UnsuccessfulCaseTracking.destination, days.label("days"), literal(1).label("cases"),
+        case((DisputeCase.closed_on.is_not(None), 1), else_=0).label("closed"),
+        case((timed, 1), else_=0).label("timed"),
+        case((timed, days), else_=0).label("duration_sum"),
+        case((DisputeCase.satisfaction.is_not(None), 1), else_=0).label("satisfaction_n"),
+        func.coalesce(DisputeCase.satisfaction, 0).label("satisfaction_sum"),
+        case((ExemplarMark.id.is_not(None), 1), else_=0).label("exemplars"),
+        func.coalesce(reviews.c.n, 0).label("review_n"), func.coalesce(reviews.c.total, 0).label("review_sum"),
+        case((and_(DisputeCase.closed_on.is_(None), DisputeCase.received_on < cutoff), 1), else_=0).label("overdue")
+        if cutoff else literal(0).label("overdue"))
+        .outerjoin(UnsuccessfulCaseTracking, UnsuccessfulCaseTracking.case_id == DisputeCase.id)
+        .outerjoin(ExemplarMark, ExemplarMark.case_id == DisputeCase.id)
+        .outerjoin(reviews, reviews.c.case_id == DisputeCase.id)
+        .subquery("cases"))
+
+
+class _Tree:
+    """Organisations by id with their depth, for subtree filters and roll-ups."""
+
+    def __init__(self, session: Session):
+        self.orgs = {org_id: (name, path) for org_id, name, path in
+                     session.execute(select(Organisation.id, Organisation.name, Organisation.path))}
+
+    def depth(self, org_id: int) -> int:
+        return len(self.ancestors(org_id))
+
+    def ancestors(self, org_id: int) -> list[int]:
+        return [int(p) for p in self.orgs[org_id][1].strip("/").split("/") if p]
+
+    def name(self, org_id: int | None) -> str:
+        return self.orgs[org_id][0] if org_id in self.orgs else "（未指定组织）"
+
+    def below(self, org_id: int) -> list[int]:
+        """The organisation and all its descendants."""
+        path = self.orgs[org_id][1]
+        return [i for i, (_, p) in self.orgs.items() if p.startswith(path)]
+
+    def bucket(self, org_id: int | None, parent: int | None) -> int | None:
+        """The child of `parent` (the top units when None) holding org_id; parent itself for its own cases."""
+        if org_id not in self.orgs:
+            return None
+        chain = self.ancestors(org_id)
+        level = self.depth(parent) if parent else UNIT_DEPTH - 1
+        return chain[level] if len(chain) > level else chain[-1]
+
+    def unit(self, org_id: int | None) -> int | None:
+        return self.ancestors(org_id)[:UNIT_DEPTH][-1] if org_id in self.orgs else None
+
+
+# --- the change counter ---------------------------------------------------------------------
+
+def note_change(connection: Connection) -> None:
+    """Bump the change counter in the connection's transaction (writers that bypass the ORM call this)."""
+    bumped = connection.execute(update(StatsState).where(StatsState.id == STATE_ID)
+                                .values(changes=StatsState.changes + 1))
+    if bumped.rowcount == 0:  # a schema made without the migration, which inserts the row
+        connection.execute(insert(StatsState).values(id=STATE_ID, changes=1))
+
+
+def _changes_statistics(session: Session) -> bool:
+    dirty = (obj for obj in session.dirty if session.is_modified(obj, include_collections=False))
+    return any(isinstance(obj, WATCHED) for group in (session.new, dirty, session.deleted) for obj in group)
+
+
+@event.listens_for(Session, "after_flush")
+def _count_changes(session: Session, _flush_context) -> None:
+    if _changes_statistics(session):
+        note_change(session.connection())
+
+
+def _change_count(session: Session) -> int:
+    return session.scalar(select(StatsState.changes).where(StatsState.id == STATE_ID)) or 0
+
+
+def _current_refresh(session: Session) -> SummaryRefresh | None:
+    """The last rebuild, when nothing the statistics read has changed since."""
+    last = session.scalar(select(SummaryRefresh).order_by(SummaryRefresh.id.desc()).limit(1))
+    return last if last is not None and last.changes == _change_count(session) else None
+
+
+def summary_is_current(session: Session) -> bool:
+    """Whether the summary was built from the rows as they are now."""
+    return _current_refresh(session) is not None
+
+
+def refresh_if_stale(session: Session) -> int | None:
+    """Rebuild the summary when it is stale (in the caller's transaction); its rows, or None when current."""
+    return None if summary_is_current(session) else refresh_summary(session)
+
+
+def _month_aligned(filters: StatsFilter) -> bool:
+    start, end = filters.received_from, filters.received_to
+    return (start is None or start.day == 1) and (end is None or (end + dt.timedelta(days=1)).day == 1)
+
+
+def _usable_refresh(session: Session, tree: _Tree, filters: StatsFilter, by: Sequence[str],
+                    parent: int | None) -> SummaryRefresh | None:
+    """The current rebuild when the summary can answer the query exactly, else None."""
+    if RAW_ONLY & set(by) or filters.causes or filters.exemplar_only or not _month_aligned(filters):
+        return None
+    for org_id in (filters.organisation_id, parent):
+        if org_id is not None and org_id in tree.orgs and tree.depth(org_id) >= UNIT_DEPTH:
+            return None
+    return _current_refresh(session)
+
+
+def _where(source, tree: _Tree, filters: StatsFilter) -> list:
+    """SQL conditions on raw case rows."""
+    c = source.c
+    conditions = []
+    for column, values in ((c.category, filters.categories), (c.region, filters.regions),
+                           (c.outcome, filters.outcomes), (c.cause, filters.causes)):
+        if values:
+            conditions.append(column.in_(values))
+    if filters.exemplar_only:
+        conditions.append(c.exemplars == 1)
+    if filters.organisation_id is not None:
+        conditions.append(c.organisation_id.in_(tree.below(filters.organisation_id)
+                                                if filters.organisation_id in tree.orgs else []))
+    if filters.received_from:
+        conditions.append(c.received_on >= filters.received_from)
+    if filters.received_to:
+        conditions.append(c.received_on <= filters.received_to)
+    return conditions
+
+
+def _summary_tests(tree: _Tree, filters: StatsFilter) -> dict[str, Callable[[object], bool]]:
+    """The filters as tests on the values of summary columns (month-aligned dates, units)."""
+    tests: dict[str, Callable[[object], bool]] = {}
+    for name, values in (("category", filters.categories), ("region", filters.regions),
+                         ("outcome", filters.outcomes)):
+        if values:
+            tests[name] = set(values).__contains__
+    if filters.organisation_id is not None:
+        tests["organisation_id"] = set(tree.below(filters.organisation_id)
+                                       if filters.organisation_id in tree.orgs else ()).__contains__
+    if filters.received_from or filters.received_to:
+        low = f"{filters.received_from:%Y-%m}" if filters.received_from else ""
+        high = f"{filters.received_to:%Y-%m}" if filters.received_to else "9999-99"
+        tests["month"] = lambda month: month is not None and low <= month <= high
+    return tests
+
+
+SQL_COLUMN = {"day": "received_on", "month": "month", "quarter": "month", "year": "month",
+              "organisation": "organisation_id"}
+
+
+def _column(dim: str) -> str:
+    """The column a dimension groups by; coarser time and organisations are folded in Python."""
+    return SQL_COLUMN.get(dim, dim)
+
+
+def _fold_key(tree: _Tree, dim: str, value, parent: int | None):
+    if value is None:
+        return None
+    if dim == "quarter":
+        return f"{value[:4]}-Q{(int(value[5:7]) - 1) // 3 + 1}"
+    if dim == "year":
+        return value[:4]
+    if dim == "organisation":
+        return tree.bucket(value, parent)
+    if dim == "day":
+        return value if isinstance(value, str) else value.isoformat()
+    return value
+
+
+def _label(tree: _Tree, dim: str, value, parent: int | None) -> str:
+    if value is None:
+        return "（未填）"
+    if dim == "organisation":
+        return DIRECT + tree.name(value) if value == parent else tree.name(value)
+    return str(value)
+
+
+# --- the summary in memory ------------------------------------------------------------------
+
+class _Frame:
+    """A summary table as numpy columns: key columns as codes into their distinct values, sums as integers."""
+
+    def __init__(self, rows: Sequence[tuple], keys: Sequence[str], sums: Sequence[str]):
+        columns = list(zip(*rows)) if rows else [()] * (len(keys) + len(sums))
+        self.size = len(rows)
+        self.keys = {name: _encode(values) for name, values in zip(keys, columns)}
+        self.sums = {name: np.asarray(values, dtype=np.int64) for name, values in zip(sums, columns[len(keys):])}
+
+    def select(self, tests: dict[str, Callable[[object], bool]]) -> np.ndarray:
+        """Which rows pass every test (each test runs once per distinct value, not per row)."""
+        keep = np.ones(self.size, dtype=bool)
+        for name, test in tests.items():
+            codes, values = self.keys[name]
+            keep &= np.isin(codes, [code for code, value in enumerate(values) if test(value)])
+        return keep
+
+    def group_sums(self, keep: np.ndarray, by: Sequence[str], sums: Sequence[str]) -> list[tuple]:
+        """(values of `by`..., sums...) per group of the kept rows, like SQL GROUP BY."""
+        sizes = [len(self.keys[name][1]) for name in by]
+        codes = [self.keys[name][0][keep] for name in by]
+        flat = np.ravel_multi_index(codes, sizes) if by else np.zeros(int(keep.sum()), dtype=np.int64)
+        groups, index = np.unique(flat, return_inverse=True)
+        totals = [np.bincount(index, weights=self.sums[name][keep], minlength=len(groups)) for name in sums]
+        group_codes = np.unravel_index(groups, sizes) if by else ()
+        values = [[self.keys[name][1][code] for code in column] for name, column in zip(by, group_codes)]
+        return [tuple(column[g] for column in values) + tuple(int(total[g]) for total in totals)
+                for g in range(len(groups))]
+
+
+def _encode(values: Sequence) -> tuple[np.ndarray, list]:
+    """A code per value, and the value of each code."""
+    codes: dict = {}
+    column = np.fromiter((codes.setdefault(v, len(codes)) for v in values), dtype=np.int64, count=len(values))
+    return column, list(codes)
+
+
+#: (database, rebuild) → (months, durations): a rebuild never changes, so neither does its frame
+_frames: dict[tuple, tuple[_Frame, _Frame]] = {}
+
+
+def _summary_frames(session: Session, refresh: SummaryRefresh) -> tuple[_Frame, _Frame]:
+    """The rebuild's summary tables in memory, loaded once per process."""
+    key = (session.get_bind().url.render_as_string(), refresh.id, refresh.refreshed_at)
+    frames = _frames.get(key)
+    if frames is None:
+        months, durations = CaseMonthSummary.__table__.c, CaseDurationSummary.__table__.c
+        month_keys, duration_keys = GRAIN + ("destination",), GRAIN + ("days",)
+        frames = (_Frame(session.execute(select(*(months[n] for n in month_keys + SUMS))).all(), month_keys, SUMS),
+                  _Frame(session.execute(select(*(durations[n] for n in duration_keys + ("cases",)))).all(),
+                         duration_keys, ("cases",)))
+        _frames.clear()  # one library per process: keep only the newest rebuild
+        _frames[key] = frames
+    return frames
+
+
+# --- case measures --------------------------------------------------------------------------
+
+class _Groups:
+    """Case measures per folded key of the `by` dimensions."""
+
+    def __init__(self, tree: _Tree, by: Sequence[str], parent: int | None):
+        self.tree, self.by, self.parent = tree, by, parent
+        self.measures: dict[tuple, CaseMeasures] = {}
+        self.histograms: dict[tuple, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+
+    def get(self, values: Iterable) -> CaseMeasures:
+        key = tuple(_fold_key(self.tree, dim, value, self.parent) for dim, value in zip(self.by, values))
+        if key not in self.measures:
+            label = tuple(_label(self.tree, dim, k, self.parent) for dim, k in zip(self.by, key))
+            self.measures[key] = CaseMeasures(key=key, label=label)
+        return self.measures[key]
+
+    def add(self, values: Sequence, outcome: str | None, destination: str | None,
+            sums: Sequence[int]) -> CaseMeasures:
+        """Add one row of SUMS for an outcome and destination; the group it went to."""
+        measures = self.get(values)
+        cases, closed, timed, duration, sat_n, sat_sum, exemplars, review_n, review_sum = (int(s or 0) for s in sums)
+        measures.received += cases
+        measures.closed += closed
+        measures.succeeded += closed if outcome == SUCCESS else 0
+        if outcome in UNRESOLVED:
+            where = destination or "untracked"
+            measures.unsuccessful_by_destination[where] = measures.unsuccessful_by_destination.get(where, 0) + cases
+        measures.timed += timed
+        measures.duration_sum += duration
+        measures.satisfaction_n += sat_n
+        measures.satisfaction_sum += sat_sum
+        measures.exemplars += exemplars
+        measures.review_n += review_n
+        measures.review_sum += review_sum
+        return measures
+
+    def add_days(self, key: tuple, days: int, cases: int) -> None:
+        self.histograms[key][int(days)] += int(cases)
+
+    def result(self) -> list[CaseMeasures]:
+        """The groups sorted by key, with their p90 durations (one empty total when nothing matched)."""
+        for key, histogram in self.histograms.items():
+            self.measures[key].duration_p90 = percentile(histogram, 0.9)
+        if not self.by and not self.measures:
+            self.measures[()] = CaseMeasures()
+        return sorted(self.measures.values(), key=lambda m: tuple((k is None, str(k)) for k in m.key))
+
+
+def case_measures(session: Session, filters: StatsFilter = StatsFilter(), by: Sequence[str] = (),
+                  parent: int | None = None, as_of: dt.date | None = None,
+                  time_limit_days: int = DEFAULT_TIME_LIMIT_DAYS) -> list[CaseMeasures]:
+    """Case measures per group of the `by` dimensions (one total row when empty), sorted by key.
+
+    `organisation` groups by the children of `parent` (the units below the root when None);
+    `overdue` counts cases still open `time_limit_days` after receipt, as of `as_of` (today).
+    """
+    unknown = set(by) - set(DIMENSIONS)
+    if unknown:
+        raise ValueError(f"unknown dimension {sorted(unknown)[0]!r}; dimensions: {', '.join(DIMENSIONS)}")
+    tree = _Tree(session)
+    groups = _Groups(tree, by, parent)
+    cutoff = (as_of or dt.date.today()) - dt.timedelta(days=time_limit_days)
+    refresh = _usable_refresh(session, tree, filters, by, parent)
+    if refresh is None:
+        _add_raw(session, groups, filters, cutoff)
+    else:
+        _add_summary(session, groups, filters, refresh)
+        _add_overdue(session, groups, filters, cutoff)
+    return groups.result()
+
+
+def _add_raw(session: Session, groups: _Groups, filters: StatsFilter, cutoff: dt.date) -> None:
+    """Every measure from the raw rows, in one pass."""
+    raw = _raw_source(cutoff)
+    dims = [getattr(raw.c, _column(dim)) for dim in groups.by]
+    query = (select(*dims, raw.c.outcome, raw.c.destination, raw.c.days,
+                    *(func.sum(getattr(raw.c, name)) for name in SUMS + ("overdue",)))
+             .where(*_where(raw, groups.tree, filters)).group_by(*dims, raw.c.outcome, raw.c.destination, raw.c.days))
+    width = len(groups.by)
+    for row in session.execute(query):
+        values, (outcome, destination, days, *sums, overdue) = row[:width], row[width:]
+        measures = groups.add(values, outcome, destination, sums)
+        measures.overdue += int(overdue or 0)
+        if days is not None:
+            groups.add_days(measures.key, days, sums[0])
+
+
+def _add_summary(session: Session, groups: _Groups, filters: StatsFilter, refresh: SummaryRefresh) -> None:
+    """Every measure but overdue from the summary held in memory."""
+    months, durations = _summary_frames(session, refresh)
+    tests = _summary_tests(groups.tree, filters)
+    dims = [_column(dim) for dim in groups.by]
+    width = len(dims)
+    for row in months.group_sums(months.select(tests), dims + ["outcome", "destination"], SUMS):
+        groups.add(row[:width], row[width], row[width + 1], row[width + 2:])
+    for row in durations.group_sums(durations.select(tests), dims + ["days"], ("cases",)):
+        groups.add_days(groups.get(row[:width]).key, row[width], row[width + 1])
+
+
+def _add_overdue(session: Session, groups: _Groups, filters: StatsFilter, cutoff: dt.date) -> None:
+    """Overdue depends on the day asked, so it is always counted on the (few) open raw rows."""
+    raw = _case_columns()
+    dims = [getattr(raw.c, _column(dim)) for dim in groups.by]
+    query = (select(*dims, func.count())
+             .where(*_where(raw, groups.tree, filters), raw.c.closed_on.is_(None), raw.c.received_on < cutoff)
+             .group_by(*dims))
+    for row in session.execute(query):
+        groups.get(row[:-1]).overdue += int(row[-1])
+
+
+def percentile(histogram: dict[int, int], share: float) -> int | None:
+    """Nearest-rank percentile of values given as {value: how many}."""
+    total = sum(histogram.values())
+    if not total:
+        return None
+    rank, seen = math.ceil(share * total), 0
+    for value in sorted(histogram):
+        seen += histogram[value]
+        if seen >= rank:
+            return value
+    return None
+
+
+def refresh_summary(session: Session, now: dt.datetime | None = None) -> int:
+    """Rebuild the monthly summary from the case rows (in the caller's transaction); returns its rows."""
+    # Read the counter before the rows: a change committed during the rebuild then marks it stale.
+    changes = _change_count(session)
+    tree = _Tree(session)
+    session.execute(delete(CaseMonthSummary))
+    session.execute(delete(CaseDurationSummary))
+    raw = _raw_source()
+    grain = [getattr(raw.c, name) for name in GRAIN]
+    months = _fold_units(tree, session.execute(
+        select(*grain, raw.c.destination, *(func.sum(getattr(raw.c, n)) for n in SUMS))
+        .group_by(*grain, raw.c.destination)), GRAIN + ("destination",), SUMS)
+    durations = _fold_units(tree, session.execute(
+        select(*grain, raw.c.days, func.sum(raw.c.cases)).where(raw.c.days.is_not(None))
+        .group_by(*grain, raw.c.days)), GRAIN + ("days",), ("cases",))
+    for table, rows in ((CaseMonthSummary, months), (CaseDurationSummary, durations)):
+        for start in range(0, len(rows), 10_000):
+            session.execute(insert(table), rows[start:start + 10_000])
+    session.add(SummaryRefresh(refreshed_at=now or dt.datetime.now(), changes=changes))
+    session.flush()
+    return len(months) + len(durations)
+
+
+def _fold_units(tree: _Tree, rows, keys: Sequence[str], sums: Sequence[str]) -> list[dict]:
+    """Rows grouped by committee, re-added per unit."""
+    folded: dict[tuple, list[int]] = {}
+    for row in rows:
+        key = dict(zip(keys, row[:len(keys)]))
+        key["organisation_id"] = tree.unit(key["organisation_id"])
+        totals = folded.setdefault(tuple(key.items()), [0] * len(sums))
+        for i, value in enumerate(row[len(keys):]):
+            totals[i] += int(value or 0)
+    return [dict(key) | dict(zip(sums, totals)) for key, totals in folded.items()]
+
+
+# --- personnel and the nine databases -------------------------------------------------------
+
+@dataclass
+class Personnel:
+    """Mediators and experts by structure."""
+    mediators: int = 0
+    full_time: int = 0
+    part_time: int = 0
+    by_speciality: dict[str, int] = field(default_factory=dict)
+    by_age_band: dict[str, int] = field(default_factory=dict)
+    by_organisation: dict[str, int] = field(default_factory=dict)
+    experts_by_field: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def personnel(session: Session, organisation_id: int | None = None, as_of: dt.date | None = None) -> Personnel:
+    """Mediators (in a subtree, rolled up to its children) by employment, speciality and age; experts by field."""
+    tree = _Tree(session)
+    query = select(Mediator.organisation_id, Mediator.full_time, Mediator.specialities, Mediator.birth_year)
+    if organisation_id is not None:
+        query = query.where(Mediator.organisation_id.in_(tree.below(organisation_id) if organisation_id in tree.orgs else []))
+    year = (as_of or dt.date.today()).year
+    result = Personnel()
+    counters = (result.by_speciality, result.by_age_band, result.by_organisation)
+    for org_id, full_time, specialities, birth_year in session.execute(query):
+        result.mediators += 1
+        result.full_time += bool(full_time)
+        result.part_time += not full_time
+        band = next((label for low, high, label in AGE_BANDS if birth_year and low <= year - birth_year < high),
+                    "（未填）")
+        unit = _label(tree, "organisation", tree.bucket(org_id, organisation_id), organisation_id)
+        for counter, keys in zip(counters, (specialities or (), (band,), (unit,))):
+            for key in keys:
+                counter[key] = counter.get(key, 0) + 1
+    result.experts_by_field = dict(session.execute(
+        select(Expert.field, func.count()).group_by(Expert.field).order_by(Expert.field)).all())
+    for counter in counters:
+        ordered = sorted(counter.items(), key=lambda item: (-item[1], item[0]))
+        counter.clear()
+        counter.update(ordered)
+    return result
+
+
+NINE_DATABASES = (
+    ("exemplar_cases", "优秀案例库", ExemplarMark), ("dispute_records", "纠纷数据", DisputeCase),
+    ("unsuccessful_cases", "不成功案件", UnsuccessfulCaseTracking), ("organisations", "调解组织架构", Organisation),
+    ("mediators", "调解员队伍", Mediator), ("experts", "专家人才", Expert), ("parties", "调解对象", Party),
+    ("quality_reviews", "质量评估", QualityReview), ("learning_materials", "学习资料", LearningMaterial),
+)
+
+
+def database_sizes(session: Session) -> list[dict]:
+    """Row count of each of the nine databases, and its breakdown by its main kind."""
+    kinds = {Organisation: Organisation.level, UnsuccessfulCaseTracking: UnsuccessfulCaseTracking.destination,
+             Party: Party.kind, QualityReview: QualityReview.verdict, LearningMaterial: LearningMaterial.kind,
+             Expert: Expert.field, Mediator: Mediator.full_time}
+    sizes = []
+    for key, name, model in NINE_DATABASES:
+        entry = {"key": key, "name": name, "rows": session.scalar(select(func.count()).select_from(model))}
+        if model in kinds:
+            column = kinds[model]
+            entry["by_kind"] = {str(k): n for k, n in session.execute(
+                select(column, func.count()).group_by(column).order_by(column))}
+        sizes.append(entry)
+    return sizes
+
+
+def measure_names() -> list[str]:
+    """Column names of a case measures row, for tables and exports."""
+    return list(CaseMeasures().as_dict())
+

@@ -1,0 +1,75 @@
+"""The faiss passage store: exact and HNSW agree, filters apply inside the search, updates replace."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from indexer.vectors import HNSW_THRESHOLD, VectorIndex
+
+DIM = 16
+
+
+def unit(rows: np.ndarray) -> np.ndarray:
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+@pytest.fixture
+def vectors():
+    rng = np.random.default_rng(3)
+    return {case_id: unit(rng.normal(size=(1 + case_id % 3, DIM))) for case_id in range(1, 201)}
+
+
+def brute_force(vectors, query, allowed=None):
+    best = {}
+    for case_id, rows in vectors.items():
+        if allowed is None or case_id in allowed:
+            scores = rows @ query
+            best[case_id] = (float(scores.max()), int(scores.argmax()))
+    return sorted(best.items(), key=lambda kv: -kv[1][0])
+
+
+@pytest.fixture(params=["exact", "hnsw"])
+def store(request, vectors):
+    index = VectorIndex.create(DIM, "test-model", 0 if request.param == "exact" else HNSW_THRESHOLD + 1)
+    assert index.exact == (request.param == "exact")
+    for case_id, rows in vectors.items():
+        index.add_case(case_id, rows, text_hash=case_id * 7)
+    return index
+
+
+def test_best_passage_matches_brute_force(store, vectors):
+    query = vectors[17][0]
+    top = store.search(query, 5)
+    assert (top[0].case_id, top[0].passage) == (17, 0)
+    assert top[0].score == pytest.approx(1.0, abs=1e-5)
+    expected = brute_force(vectors, query)[0]
+    assert (top[0].case_id, top[0].passage) == (expected[0], expected[1][1])
+
+
+def test_filters_apply_inside_the_search(store, vectors):
+    allowed = np.array([5, 60, 61, 150])
+    query = vectors[17][0]
+    matches = store.search(query, 50, allowed)
+    assert {m.case_id for m in matches} == {5, 60, 61, 150}
+    best_per_case = {}
+    for m in matches:
+        best_per_case.setdefault(m.case_id, m.score)
+    expected = brute_force(vectors, query, set(allowed.tolist()))
+    assert [c for c, _ in expected] == list(best_per_case)
+    assert store.search(query, 10, np.array([], dtype="int64")) == []
+
+
+def test_replacing_and_removing_cases(store, vectors, tmp_path):
+    store.add_case(17, unit(np.ones((1, DIM))))
+    store.remove_cases([18])
+    assert 18 not in store.case_ids() and 17 in store.case_ids()
+    assert len(store) == sum(len(v) for v in vectors.values()) - len(vectors[17]) + 1 - len(vectors[18])
+    old_query = vectors[17][0]
+    assert all(m.case_id != 18 for m in store.search(vectors[18][0], 400))
+    assert store.search(old_query, 1)[0].case_id != 17 or store.search(old_query, 1)[0].score < 0.99
+    path = tmp_path / "vectors.npz"
+    store.save(path)
+    loaded = VectorIndex.load(path)
+    assert loaded.search(old_query, 10) == store.search(old_query, 10)
+    assert len(loaded) == len(store) and loaded.model == "test-model"
+    assert loaded.text_hashes == store.text_hashes and 18 not in loaded.text_hashes
