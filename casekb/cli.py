@@ -18,7 +18,8 @@ from tqdm import tqdm
 from casekb.config import Settings, load_settings
 from corpus.importer import ImportRejected, import_file
 from corpus.readers import ImportFileError
-from indexer.api import Indexer, open_backend
+from indexer.api import Indexer, encoder_factory, open_backend
+from indexer.backend_common import IndexWriteError
 from indexer.query import MODES, Filters, SearchQuery
 from indexer.semantic import SemanticUnavailable
 from kb.accounts import ROLES, User, add_user, issue_token
@@ -52,7 +53,10 @@ pass_context = click.make_pass_decorator(Context)
 def _drain(ctx: Context) -> int:
     indexer = ctx.indexer()
     with tqdm(total=indexer.pending(), desc="indexing", unit=" cases", disable=None) as bar:
-        return indexer.drain(bar.update)
+        try:
+            return indexer.drain(bar.update)
+        except IndexWriteError as error:
+            raise click.ClickException(f"{error}; they stay queued for the next `casekb index`") from error
 
 
 @click.group()
@@ -271,6 +275,47 @@ def bench(ctx: Context, queries: int, category: str | None) -> None:
     click.echo(f"keyword, no filter: {measure(backend, texts)}")
     if category:
         click.echo(f"keyword, category={category}: {measure(backend, texts, Filters(categories=(category,)))}")
+
+
+@main.command(name="eval")
+@click.option("--triplets", "triplet_files", multiple=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Another triplet file (JSONL {id, A, B, C}: B more similar to A than C); repeatable.")
+@click.option("--rerank", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Reranking sets: JSONL {query, candidates: [{id, text, cause?}], relevant: [ids]}.")
+@click.option("--labelled-queries", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="JSONL {query, category}, searched against the current library.")
+@click.option("--limit", type=click.IntRange(min=1), help="Only the first N rows of each data set.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Where the JSON report goes (default $CASEKB_HOME/eval/eval-<time>.json).")
+@pass_context
+def eval_(ctx: Context, triplet_files, rerank, labelled_queries, limit, json_out) -> None:
+    """Search quality per mode: SCM triplets, leave-one-out same cause, reranking sets, labelled queries."""
+    import tempfile
+    import time
+
+    from casekb.evaluation import EvalRequest, evaluate, report_tables
+    from indexer.text import segmenter_for
+
+    settings = ctx.settings
+    factory = encoder_factory(settings)
+    if factory is None:
+        click.echo("no embedding model installed (`casekb model install`): keyword mode only")
+    library = open_backend(settings)
+    if labelled_queries and not library.document_count():
+        click.echo("the library's index is empty: labelled queries are skipped (`casekb demo` fills it)")
+    request = EvalRequest((settings.shared_data / "eval" / "scm_triplets.jsonl", *triplet_files),
+                          settings.demo_cases, rerank, labelled_queries, limit)
+    started = time.perf_counter()
+    (settings.home / "eval").mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=settings.home / "eval") as work:
+        report = evaluate(request, Path(work), segmenter_for(settings.legal_terms), factory() if factory else None,
+                          library if library.document_count() else None, click.echo)
+    for table in report_tables(report):
+        console.print(table)
+    json_out = json_out or settings.home / "eval" / f"eval-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    json_out.write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
+    click.echo(f"took {time.perf_counter() - started:.0f} s; report written to {json_out}")
 
 
 @main.group()

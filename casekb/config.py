@@ -42,6 +42,18 @@ class Settings:
     #: Sentence-transformers folder of the embedding model; None: multilingual-e5-small, converted
     #: by `casekb model install` into `home/models/` (CASEKB_EMBEDDING_MODEL names any other).
     embedding_model: Path | None = None
+    #: Search backend: "embedded" (tantivy files under `home`) or "elasticsearch" (a cluster at es_url).
+    backend: str = "embedded"
+    #: Elasticsearch 8 address, e.g. https://search.example:9200.
+    es_url: str | None = None
+    #: Elasticsearch credentials: an API key, or a user name and password.
+    es_api_key: str | None = None
+    es_username: str | None = None
+    es_password: str | None = None
+    #: CA bundle that signed the cluster's certificate; certificates are always verified.
+    es_ca_certs: Path | None = None
+    #: Alias searched and written; each generation is an index named `<alias>-<generation>`.
+    es_index: str = "casekb-cases"
 
     @property
     def index_dir(self) -> Path:
@@ -65,6 +77,21 @@ class Settings:
         return self.shared_data / "cases_demo.jsonl"
 
 
+ELASTICSEARCH_ENV = {"backend": "CASEKB_BACKEND", "es_url": "CASEKB_ES_URL", "es_api_key": "CASEKB_ES_API_KEY",
+                    "es_username": "CASEKB_ES_USERNAME", "es_password": "CASEKB_ES_PASSWORD",
+                    "es_ca_certs": "CASEKB_ES_CA_CERTS", "es_index": "CASEKB_ES_INDEX"}
+
+
+def _elasticsearch_env(env) -> dict:
+    """The backend settings that are set in the environment."""
+    found = {name: env[var] for name, var in ELASTICSEARCH_ENV.items() if env.get(var)}
+    if "es_ca_certs" in found:
+        found["es_ca_certs"] = Path(found["es_ca_certs"]).resolve()
+    if found.get("backend", "embedded") not in ("embedded", "elasticsearch"):
+        raise ValueError(f"CASEKB_BACKEND must be embedded or elasticsearch, not {found['backend']!r}")
+    return found
+
+
 def load_settings(**overrides) -> Settings:
     """Settings from the environment, with explicit keyword overrides winning."""
     env = os.environ
@@ -77,5 +104,6 @@ def load_settings(**overrides) -> Settings:
     categories = overrides.pop("categories", None) or _read_categories(env.get("CASEKB_CATEGORIES_FILE"))
     if "embedding_model" not in overrides and env.get("CASEKB_EMBEDDING_MODEL"):
         overrides["embedding_model"] = Path(env["CASEKB_EMBEDDING_MODEL"]).resolve()
+    overrides = {**_elasticsearch_env(env), **overrides}
     return Settings(home=home, database_url=database_url, shared_data=shared,
                     categories=tuple(categories), **overrides)

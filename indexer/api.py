@@ -7,7 +7,9 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from casekb.config import Settings
+from indexer.backend_common import IndexWriteError
 from indexer.documents import IndexDocument, document_for
+from indexer.elasticsearch_backend import ElasticsearchBackend, client_for
 from indexer.embedded import EmbeddedBackend
 from indexer.embeddings import Encoder
 from indexer.semantic import passage_inputs
@@ -17,6 +19,7 @@ from kb.db import Database
 from kb.models import DisputeCase, IndexTask
 
 Progress = Callable[[int], None]
+Backend = EmbeddedBackend | ElasticsearchBackend
 
 
 def encoder_factory(settings: Settings) -> Callable[[], Encoder] | None:
@@ -27,9 +30,12 @@ def encoder_factory(settings: Settings) -> Callable[[], Encoder] | None:
     return lambda: Encoder(folder, settings.home / "embeddings.sqlite3")
 
 
-def open_backend(settings: Settings) -> EmbeddedBackend:
+def open_backend(settings: Settings) -> Backend:
     """The configured search backend."""
-    return EmbeddedBackend(settings.index_dir, segmenter_for(settings.legal_terms), encoder_factory(settings))
+    segmenter = segmenter_for(settings.legal_terms)
+    if settings.backend == "elasticsearch":
+        return ElasticsearchBackend(client_for(settings), settings.es_index, segmenter)
+    return EmbeddedBackend(settings.index_dir, segmenter, encoder_factory(settings))
 
 
 def _load_documents(session: Session, case_ids: list[int]) -> list[IndexDocument]:
@@ -40,10 +46,22 @@ def _load_documents(session: Session, case_ids: list[int]) -> list[IndexDocument
     return [document_for(case) for case in cases]
 
 
+def _write(writer, docs: list[IndexDocument], gone: list[int]) -> IndexWriteError | None:
+    """Upsert and delete, both attempted; what failed, if anything."""
+    case_ids, reasons = [], []
+    for write, items in ((writer.upsert, docs), (writer.delete, gone)):
+        try:
+            write(items)
+        except IndexWriteError as error:
+            case_ids += error.case_ids
+            reasons += error.reasons
+    return IndexWriteError(case_ids, reasons) if case_ids else None
+
+
 class Indexer:
     """The database is the source of truth; the index is derived from it and rebuilt at will."""
 
-    def __init__(self, db: Database, backend: EmbeddedBackend, batch_size: int = 500):
+    def __init__(self, db: Database, backend: Backend, batch_size: int = 500):
         self.db = db
         self.backend = backend
         self.batch_size = batch_size
@@ -74,12 +92,14 @@ class Indexer:
                 if not case_ids:
                     return done
                 docs = _load_documents(session, case_ids)
-                writer.upsert(docs)
-                writer.delete(sorted(set(case_ids) - {doc.case_id for doc in docs}))
+                failed = _write(writer, docs, sorted(set(case_ids) - {doc.case_id for doc in docs}))
             # Only the tasks that were read go, and only after the index committed: a crash in
-            # between re-indexes, a change queued meanwhile stays queued.
+            # between re-indexes, a change queued meanwhile stays queued, and so do failed cases.
             with self.db.transaction() as session:
-                session.execute(delete(IndexTask).where(IndexTask.id.in_(task_ids)))
+                session.execute(delete(IndexTask).where(
+                    IndexTask.id.in_(task_ids), IndexTask.entity_id.not_in(failed.case_ids if failed else [])))
+            if failed:
+                raise failed
             done += len(case_ids)
             if progress:
                 progress(len(case_ids))

@@ -20,17 +20,14 @@ from typing import TYPE_CHECKING, Callable, Iterator
 import numpy as np
 import tantivy
 
+from indexer.backend_common import (CAUSE_BOOST, FACET_SIZE, TITLE_BOOST, analysed_fields, build_hit, facet_filters,
+                                    no_result_suggestions)
 from indexer.documents import IndexDocument
 from indexer.query import MODES, FacetBucket, Filters, Hit, SearchQuery, SearchResult, Suggestion
-from indexer.snippets import matched_terms, snippet
-from indexer.semantic import (PASSAGE_CHARS, SemanticUnavailable, best_per_case, case_passages, document_hash,
-                              reciprocal_rank_fusion)
+from indexer.semantic import SemanticUnavailable, best_per_case, document_hash, reciprocal_rank_fusion
 from indexer.vectors import PassageMatch, VectorIndex
-from indexer.text import ParsedQuery, Segmenter, char_tokens, normalise, parse_query
+from indexer.text import ParsedQuery, Segmenter, char_tokens, parse_query
 
-TITLE_BOOST = 2.0
-CAUSE_BOOST = 3.0
-FACET_SIZE = 50
 KEEP_OLD_GENERATIONS = 1
 #: Semantic and hybrid searches rank this many cases at most.
 SEMANTIC_DEPTH = 200
@@ -38,13 +35,6 @@ VECTORS_FILE = "vectors.npz"
 
 if TYPE_CHECKING:
     from indexer.embeddings import Encoder
-
-FILTER_LABELS = {
-    "categories": "类别", "causes": "案由", "regions": "地区", "organisation_id": "调解组织",
-    "outcomes": "调解结果", "exemplar_only": "仅优秀案例", "received_from": "起始日期",
-    "received_to": "截止日期", "amount_min": "最低金额", "amount_max": "最高金额",
-}
-FACET_FILTER = {"category": "categories", "cause": "causes", "region": "regions", "outcome": "outcomes"}
 
 
 def _schema() -> tantivy.Schema:
@@ -68,14 +58,9 @@ def _schema() -> tantivy.Schema:
 
 
 def _to_tantivy(doc: IndexDocument, segmenter: Segmenter) -> tantivy.Document:
-    text, title = normalise(doc.text), normalise(doc.title)
     fields = dict(
         case_id=doc.case_id, external_id=doc.external_id, version=doc.version,
-        title=doc.title.encode(), text=doc.text.encode(),
-        terms=" ".join(segmenter.terms(title + "\n" + text)),
-        title_terms=" ".join(segmenter.terms(title)),
-        cause_terms=" ".join(segmenter.terms(normalise(doc.cause))),
-        chars=" ".join(char_tokens(title + "\n" + text)),
+        title=doc.title.encode(), text=doc.text.encode(), **analysed_fields(doc, segmenter),
         category=doc.category, cause=doc.cause, region=doc.region, outcome=doc.outcome,
         organisation=list(doc.organisation_ids), exemplar=doc.exemplar,
         received_day=doc.received_on.toordinal() if doc.received_on else -1,
@@ -266,9 +251,7 @@ class EmbeddedBackend:
         """Facet counts over the whole filtered set; a facet ignores its own filter (drill sideways)."""
         facets = {}
         for field_name in query.facets:
-            own = FACET_FILTER[field_name]
-            filters = query.filters.without(own) if own in query.filters.active() else query.filters
-            agg = searcher.aggregate(self._compose(text_query, filters),
+            agg = searcher.aggregate(self._compose(text_query, facet_filters(query.filters, field_name)),
                                      {field_name: {"terms": {"field": field_name, "size": FACET_SIZE}}})
             facets[field_name] = [FacetBucket(b["key"], b["doc_count"])
                                   for b in agg[field_name]["buckets"] if b["key"] != ""]
@@ -277,20 +260,9 @@ class EmbeddedBackend:
     def _count(self, searcher, query: tantivy.Query) -> int:
         return searcher.search(query, limit=1, count=True).count
 
-    def _suggestions(self, searcher, parsed: ParsedQuery, text_query, filters: Filters) -> list[Suggestion]:
-        suggestions = []
-        for name in filters.active():
-            total = self._count(searcher, self._compose(text_query, filters.without(name)))
-            if total:
-                suggestions.append(Suggestion(f"去掉筛选条件「{FILTER_LABELS[name]}」可找到 {total} 个案例",
-                                              name, total))
-        if parsed.phrases:
-            loose = ParsedQuery(parsed.text, parsed.terms + tuple(
-                t for p in parsed.phrases for t in self.segmenter.terms(p)), ())
-            total = self._count(searcher, self._compose(self._text_query(loose), filters))
-            if total:
-                suggestions.append(Suggestion(f"去掉引号（不要求词语紧挨着出现）可找到 {total} 个案例", None, total))
-        return suggestions
+    def _suggestions(self, searcher, parsed: ParsedQuery, filters: Filters) -> list[Suggestion]:
+        return no_result_suggestions(parsed, filters, self.segmenter,
+                                     lambda p, f: self._count(searcher, self._compose(self._text_query(p), f)))
 
     def search(self, query: SearchQuery) -> SearchResult:
         started = time.perf_counter()
@@ -307,7 +279,7 @@ class EmbeddedBackend:
             hits, total, coverage = self._fused_page(searcher, text_query, query, needles)
         facet_query = text_query if query.mode == "keyword" else tantivy.Query.all_query()
         facets = self._facets(searcher, facet_query, query) if query.facets else {}
-        suggestions = self._suggestions(searcher, parsed, text_query, query.filters) if not total else []
+        suggestions = self._suggestions(searcher, parsed, query.filters) if not total else []
         took = (time.perf_counter() - started) * 1000
         return SearchResult(hits, total, facets, took, needles, suggestions, coverage)
 
@@ -415,20 +387,11 @@ class EmbeddedBackend:
 
     @staticmethod
     def _hit(stored: dict, score: float, needles, passage: PassageMatch | None = None) -> Hit:
-        text, title, cause = stored["text"][0].decode(), stored["title"][0].decode(), stored["cause"][0]
         day = stored["received_day"][0]
-        matched = matched_terms(needles, title, cause, text)
-        best = ""
-        if passage is not None:
-            passages = case_passages(text)
-            if passage.passage < len(passages):
-                best = snippet(passages[passage.passage].text, needles, width=PASSAGE_CHARS)
-        return Hit(
+        return build_hit(
             case_id=stored["case_id"][0], external_id=stored["external_id"][0],
-            title=title, score=float(score),
-            snippet=best if best and not matched else snippet(text, needles), matched_terms=matched,
-            best_passage=best,
-            category=stored["category"][0], cause=cause,
+            title=stored["title"][0].decode(), text=stored["text"][0].decode(),
+            category=stored["category"][0], cause=stored["cause"][0],
             region=stored.get("region", [""])[0], outcome=stored.get("outcome", [""])[0],
             received_on=dt.date.fromordinal(day) if day > 0 else None,
-            exemplar=bool(stored["exemplar"][0]))
+            exemplar=bool(stored["exemplar"][0]), score=score, needles=needles, passage=passage)

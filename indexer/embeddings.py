@@ -37,6 +37,7 @@ class EmbeddingCache:
 
     def __init__(self, path: Path, model: str):
         path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
         self._db = sqlite3.connect(path, check_same_thread=False, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("CREATE TABLE IF NOT EXISTS embeddings (model TEXT, hash TEXT, vector BLOB, "
@@ -68,6 +69,7 @@ class Encoder:
         self.model = load_model(folder, threads)
         self.name = model_fingerprint(Path(folder))
         self.cache = EmbeddingCache(cache_path, self.name)
+        self._caches = {"passage": self.cache}
         self.batch_size = batch_size
         self.dim = self.model.get_embedding_dimension() if hasattr(self.model, "get_embedding_dimension") \
             else self.model.get_sentence_embedding_dimension()
@@ -85,15 +87,26 @@ class Encoder:
 
     def passages(self, texts: list[str], progress: Progress | None = None) -> np.ndarray:
         """Embeddings of passages, taking what the cache has and embedding (and caching) the rest."""
+        return self.cached(texts, "passage", progress)
+
+    def _cache_for(self, prompt: str) -> EmbeddingCache:
+        # Passage vectors keep the plain model key, so caches written before prompts were keyed still hit.
+        if prompt not in self._caches:
+            self._caches[prompt] = EmbeddingCache(self.cache.path, f"{self.name}|{prompt}")
+        return self._caches[prompt]
+
+    def cached(self, texts: list[str], prompt: str, progress: Progress | None = None) -> np.ndarray:
+        """Embeddings of texts under one prompt ("passage" or "query"), cached like passages."""
+        cache = self._cache_for(prompt)
         hashes = [text_hash(t) for t in texts]
-        known = self.cache.get(list(set(hashes)))
+        known = cache.get(list(set(hashes)))
         missing = list(dict.fromkeys(h for h in hashes if h not in known))
         by_hash = {h: t for h, t in zip(hashes, texts)}
         for start in range(0, len(missing), self.batch_size * 4):
             chunk = missing[start:start + self.batch_size * 4]
-            fresh = dict(zip(chunk, self._encode([by_hash[h] for h in chunk], "passage")))
+            fresh = dict(zip(chunk, self._encode([by_hash[h] for h in chunk], prompt)))
             self.encoded += len(chunk)
-            self.cache.put(fresh)
+            cache.put(fresh)
             known.update(fresh)
             if progress:
                 progress(len(chunk))

@@ -27,8 +27,8 @@ def case_passages(text: str) -> list[Passage]:
 
 
 def passage_inputs(title: str, text: str) -> list[str]:
-    """What gets embedded: each passage with the case title (usually the cause) in front."""
-    return [f"{title}：{p.text}" for p in case_passages(text)] or [title]
+    """What gets embedded: each passage with the case title (usually the cause) in front, if any."""
+    return [f"{title}：{p.text}" if title else p.text for p in case_passages(text)] or [title]
 
 
 def best_per_case(matches: Iterable[PassageMatch]) -> list[PassageMatch]:

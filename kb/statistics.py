@@ -1,4 +1,5 @@
 """Statistics over the case library: case measures sliced by region, category, cause and time,
+the case-linked databases (exemplars, tracking, reviews, learning material) sliced by their cases,
 personnel structure, and the size of each of the nine databases.
 
 Case measures come from one of two sources with the same columns: the raw case rows, or the
@@ -28,7 +29,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.sql.functions import FunctionElement
 
 from kb.models import (Base, DisputeCase, ExemplarMark, Expert, LearningMaterial, Mediator, Organisation,
-                       Party, QualityReview, UnsuccessfulCaseTracking)
+                       Party, QualityReview, UnsuccessfulCaseTracking, material_cases)
 
 DEFAULT_TIME_LIMIT_DAYS = 30
 #: organisations deeper than this are counted under their ancestor at this depth in the summary
@@ -226,7 +227,8 @@ def _round(value: float | None, digits: int) -> float | None:
 def _case_columns():
     """The raw columns filters and dimensions need, without the joins the measures need."""
     exemplar = select(ExemplarMark.id).where(ExemplarMark.case_id == DisputeCase.id).exists()
-    return (select(month_of(DisputeCase.received_on).label("month"), DisputeCase.received_on, DisputeCase.closed_on,
+    return (select(DisputeCase.id, month_of(DisputeCase.received_on).label("month"), DisputeCase.received_on,
+                   DisputeCase.closed_on,
                    DisputeCase.organisation_id, DisputeCase.region, DisputeCase.category, DisputeCase.cause,
                    DisputeCase.outcome, case((exemplar, 1), else_=0).label("exemplars"))
             .subquery("open_cases"))
@@ -537,7 +539,9 @@ def case_measures(session: Session, filters: StatsFilter = StatsFilter(), by: Se
         raise ValueError(f"unknown dimension {sorted(unknown)[0]!r}; dimensions: {', '.join(DIMENSIONS)}")
     tree = _Tree(session)
     groups = _Groups(tree, by, parent)
-    cutoff = (as_of or dt.date.today()) - dt.timedelta(days=time_limit_days)
+    as_of = as_of or dt.date.today()
+    # Near year 1 the limit would run off the calendar; nothing can be overdue before it began.
+    cutoff = as_of - dt.timedelta(days=min(time_limit_days, (as_of - dt.date.min).days))
     refresh = _usable_refresh(session, tree, filters, by, parent)
     if refresh is None:
         _add_raw(session, groups, filters, cutoff)
@@ -701,6 +705,47 @@ def database_sizes(session: Session) -> list[dict]:
                 select(column, func.count()).group_by(column).order_by(column))}
         sizes.append(entry)
     return sizes
+
+
+#: the databases whose rows belong to dispute cases: (row id, the case it belongs to, the row's own kind)
+LINKED_DATABASES = {
+    "exemplar_cases": (ExemplarMark.id, ExemplarMark.case_id, None),
+    "unsuccessful_cases": (UnsuccessfulCaseTracking.id, UnsuccessfulCaseTracking.case_id,
+                           UnsuccessfulCaseTracking.destination),
+    "quality_reviews": (QualityReview.id, QualityReview.case_id, QualityReview.verdict),
+    "learning_materials": (material_cases.c.material_id, material_cases.c.case_id, LearningMaterial.kind),
+}
+#: their cases' dimensions, and `kind`: destination, verdict or kind of material
+LINKED_DIMENSIONS = DIMENSIONS + ("kind",)
+
+
+def linked_counts(session: Session, database: str, filters: StatsFilter = StatsFilter(), by: Sequence[str] = (),
+                  parent: int | None = None) -> list[dict]:
+    """Rows of a case-linked database per group of `by` (one total when empty), sorted by key; filters and
+    dimensions apply to the rows' cases, so a material linked to cases of two categories counts in both."""
+    unknown = set(by) - set(LINKED_DIMENSIONS)
+    if database not in LINKED_DATABASES or unknown:
+        raise ValueError(f"unknown database {database!r} or dimension {sorted(unknown)}")
+    tree = _Tree(session)
+    source = _linked_source(database)
+    dims = [getattr(source.c, _column(dim)) for dim in by]
+    groups: dict[tuple, set] = defaultdict(set) if by else {(): set()}
+    # Distinct row ids per group, not sums: a material's cases may fall in one folded group (a quarter) twice.
+    for row_id, *values in session.execute(select(source.c.row_id, *dims).where(*_where(source, tree, filters))):
+        groups[tuple(_fold_key(tree, dim, value, parent) for dim, value in zip(by, values))].add(row_id)
+    return [{"key": list(key), "label": [_label(tree, dim, k, parent) for dim, k in zip(by, key)], "rows": len(ids)}
+            for key, ids in sorted(groups.items(), key=lambda item: tuple((k is None, str(k)) for k in item[0]))]
+
+
+def _linked_source(database: str):
+    """One row per database row and case, with the case columns `_where` filters on."""
+    row_id, case_id, kind = LINKED_DATABASES[database]
+    cases = _case_columns()
+    query = (select(row_id.label("row_id"), (literal(None) if kind is None else kind).label("kind"), cases)
+             .select_from(row_id.table).join(cases, cases.c.id == case_id))
+    if kind is not None and kind.table is not row_id.table:
+        query = query.join(kind.table, kind.table.c.id == row_id)
+    return query.subquery("linked")
 
 
 def measure_names() -> list[str]:

@@ -98,7 +98,9 @@ def exemplar(case_id: int):
 @public
 def health():
     kb = casekb()
-    return jsonify(status="ok", documents=kb.backend.document_count(), pending_index_tasks=kb.indexer().pending())
+    vectors = kb.backend.vectors() if "semantic" in kb.backend.modes() else None
+    return jsonify(status="ok", documents=kb.backend.document_count(), pending_index_tasks=kb.indexer().pending(),
+                   modes=list(kb.backend.modes()), embedded_cases=len(vectors.text_hashes) if vectors else 0)
 
 
 @bp.get("/openapi.json")

@@ -9,8 +9,10 @@ from search_api.exemplars import ExemplarIn, ExemplarOut, ExemplarParams
 from search_api.params import MAX_PAGES, MAX_WINDOW, SearchParams
 from search_api.listing import MAX_ID
 from search_api.records import LISTS, OrganisationOut, MaterialOut
+from search_api.stats import LINKED_DATABASES, LinkedStatsParams, StatsParams
 
 REF = "#/components/schemas/{model}"
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 PROBLEM = {
     "type": "object",
@@ -23,7 +25,9 @@ PROBLEM = {
     },
 }
 HEALTH = {"type": "object", "properties": {
-    "status": {"type": "string"}, "documents": {"type": "integer"}, "pending_index_tasks": {"type": "integer"}}}
+    "status": {"type": "string"}, "documents": {"type": "integer"}, "pending_index_tasks": {"type": "integer"},
+    "modes": {"type": "array", "items": {"type": "string"}},
+    "embedded_cases": {"type": "integer", "description": "Cases with passage vectors (semantic search coverage)"}}}
 
 
 def _json(schema: dict, media: str = "application/json") -> dict:
@@ -51,12 +55,46 @@ def _page_of(item: dict, extra: dict | None = None) -> dict:
         "size": {"type": "integer"}, **(extra or {})}}
 
 
+ROWS = {"type": "object", "description": "Statistics rows (see README: dimensions and measures)"}
+
+
+def _statistics_paths(schemas: dict, components: dict) -> dict:
+    """The read side of /api/v1/stats (writes are for managers and documented in the README)."""
+    stats = _query_parameters(schemas[("stats", "validation")], components)
+    linked = _query_parameters(schemas[("linked_stats", "validation")], components)
+    database = {"name": "database", "in": "path", "required": True,
+                "schema": {"type": "string", "enum": list(LINKED_DATABASES)}}
+    files = {"description": "The rows as a file", "content": {
+        "text/csv": {"schema": {"type": "string"}}, XLSX: {"schema": {"type": "string", "format": "binary"}}}}
+    return {
+        "/api/v1/stats/cases": {"get": {"summary": "Case measures sliced by up to two dimensions", "parameters": stats,
+                                        "responses": {"200": {"description": "Rows", **_json(ROWS)}, **_problems(400)}}},
+        "/api/v1/stats/cases.csv": {"get": {"summary": "The same rows as CSV", "parameters": stats,
+                                            "responses": {"200": files, **_problems(400)}}},
+        "/api/v1/stats/cases.xlsx": {"get": {"summary": "The same rows as XLSX", "parameters": stats,
+                                             "responses": {"200": files, **_problems(400)}}},
+        "/api/v1/stats/databases": {"get": {"summary": "Rows in each of the nine databases, personnel structure",
+                                            "responses": {"200": {"description": "Sizes", **_json(ROWS)}}}},
+        "/api/v1/stats/databases/{database}": {"get": {
+            "summary": "Counts of a case-linked database sliced by its cases' dimensions or its own kind",
+            "parameters": [database, *linked],
+            "responses": {"200": {"description": "Rows", **_json(ROWS)}, **_problems(400, 404)}}},
+        "/api/v1/stats/alerts": {"get": {
+            "summary": "Raised surge alerts with their evidence",
+            "parameters": [{"name": "open", "in": "query", "schema": {"type": "boolean"}}],
+            "responses": {"200": {"description": "Alerts", **_json(ROWS)}}}},
+        "/api/v1/stats/indicators": {"get": {"summary": "Configured surge indicators",
+                                             "responses": {"200": {"description": "Indicators", **_json(ROWS)}}}},
+    }
+
+
 def openapi_document(max_page_size: int, modes: tuple[str, ...]) -> dict:
     """The OpenAPI document for a deployment with this page size limit and these search modes."""
     models = [("params", "validation", SearchParams), ("result", "serialization", SearchResult),
               ("case", "serialization", CaseDetail), ("exemplars", "validation", ExemplarParams),
               ("exemplar", "serialization", ExemplarOut), ("exemplar_in", "validation", ExemplarIn),
               ("organisation", "serialization", OrganisationOut), ("material", "serialization", MaterialOut)]
+    models += [("stats", "validation", StatsParams), ("linked_stats", "validation", LinkedStatsParams)]
     models += [(path, mode, model) for path, (_, params, item) in LISTS.items()
                for mode, model in (("validation", params), ("serialization", item))]
     schemas, defs = TypeAdapter.json_schemas(
@@ -116,6 +154,7 @@ def openapi_document(max_page_size: int, modes: tuple[str, ...]) -> dict:
                                    "responses": {"200": {"description": "Health",
                                                          **_json({"$ref": REF.format(model="Health")})}}}},
     }
+    paths.update(_statistics_paths(schemas, components))
     for path, (summary, params, item) in LISTS.items():
         paths[path] = {"get": {"summary": summary, "parameters": _query_parameters(schemas[(path, "validation")], components),
                                "responses": {"200": {"description": "A page", **_json(

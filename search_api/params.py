@@ -5,7 +5,8 @@ import datetime as dt
 from typing import Annotated, Literal
 
 from flask import Request
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError,
+                      ValidationInfo, field_validator)
 from pydantic_core import PydanticCustomError
 from werkzeug.datastructures import MultiDict
 
@@ -29,9 +30,18 @@ def _one_or_many(value):
     return [value] if isinstance(value, str) else value
 
 
-def comma_separated(value, info: ValidationInfo | None = None):
+def _given_values(value):
+    """One value or several; blank ones (an empty form field) are left out rather than refused."""
+    values = _one_or_many(value)
+    if isinstance(values, list) and all(isinstance(v, str) for v in values):
+        return [v for v in values if v.strip()]
+    return values  # pydantic reports the wrong type
+
+
+def comma_separated(value, info: ValidationInfo):
     """'a,b' and ['a', 'b,c'] alike become ['a', 'b', 'c'] in a query string (JSON has real lists)."""
-    if info is not None and info.mode == "json":
+    # `info` must be a required parameter: pydantic passes it only to validators that demand it.
+    if info.mode == "json":
         return value
     values = _one_or_many(value)
     if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
@@ -39,7 +49,9 @@ def comma_separated(value, info: ValidationInfo | None = None):
     return [part.strip() for v in values for part in v.split(",") if part.strip()]
 
 
-Repeated = Annotated[list[Annotated[str, Field(min_length=1, max_length=100)]], BeforeValidator(_one_or_many)]
+#: each value is stripped after its length is checked, so the limit is the documented one
+Repeated = Annotated[list[Annotated[str, StringConstraints(max_length=100, strip_whitespace=False),
+                                    AfterValidator(str.strip)]], BeforeValidator(_given_values)]
 
 
 class SearchParams(BaseModel):

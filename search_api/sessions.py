@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, make_response, redirect, render_template, send_file, url_for
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
@@ -17,9 +18,10 @@ from kb.precedents import MediationSession, PinnedPrecedent, ShareLink
 from search_api.auth import audit, public, roles, viewer
 from search_api.cases import CASE_OPTIONS
 from search_api.ext import casekb
-from search_api.packets import packet_of
+from search_api.packets import PrecedentPacket, case_line, packet_of, packet_pdf
 
 bp = Blueprint("sessions", __name__)
+bp.add_app_template_global(case_line)  # the packet page and its PDF describe a case in the same words
 EXPIRY_DAYS = [SelectChoice(days, f"{days} 天") for days in (1, 3, 7, 30)]
 RUNS_SESSIONS = ("mediator", "admin")
 
@@ -177,34 +179,57 @@ def revoke(session_id: int, link_id: int):
 
 GONE = {"expired": ("分享链接已过期", "这个链接的有效期已过。如仍需查看，请联系调解员重新分享。"),
         "revoked": ("分享链接已撤销", "调解员已撤销这个链接。如仍需查看，请联系调解员。")}
+#: a party's copy must not linger in shared caches, leak its token in a Referer, or be indexed
+PRIVATE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex"}
+
+
+def _shared_packet(token: str, action: str) -> tuple[PrecedentPacket, dt.datetime]:
+    """The packet behind a live link and the link's expiry, audited as `action`; the 404 or 410 page otherwise."""
+    with casekb().db.sessions() as db_session:
+        link = db_session.scalar(select(ShareLink).where(ShareLink.token == token))
+        if link is None:
+            abort(make_response(render_template("error.html", status=404, title="找不到这个分享链接",
+                                                hint="请核对链接是否完整。", errors=[], public_page=True), 404))
+        state = link.state()
+        if state != "active":
+            title, hint = GONE[state]
+            audit(action, f"link:{link.id}", refused=state)
+            abort(make_response(render_template("error.html", status=410, title=title, hint=hint, errors=[],
+                                                public_page=True), 410))
+        packet = packet_of(_packet_session(db_session, link.session_id))
+        link_id, expires_at = link.id, link.expires_at
+    audit(action, f"link:{link_id}")
+    return packet, expires_at
 
 
 @bp.get("/share/<token>")
 @public
 def shared(token: str):
     """The packet for a party: read-only, masked, no sign-in; dead the moment the link expires or is revoked."""
-    with casekb().db.sessions() as db_session:
-        link = db_session.scalar(select(ShareLink).where(ShareLink.token == token))
-        if link is None:
-            return render_template("error.html", status=404, title="找不到这个分享链接",
-                                   hint="请核对链接是否完整。", errors=[], public_page=True), 404
-        state = link.state()
-        if state != "active":
-            title, hint = GONE[state]
-            audit("share-view", f"link:{link.id}", refused=state)
-            return render_template("error.html", status=410, title=title, hint=hint, errors=[],
-                                   public_page=True), 410
-        packet = packet_of(_packet_session(db_session, link.session_id))
-        expires_at = link.expires_at
-    audit("share-view", f"link:{link.id}")
-    response = render_template("packet.html", packet=packet, expires_at=expires_at, public_page=True)
-    return response, 200, {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
-                           "X-Robots-Tag": "noindex"}
+    packet, expires_at = _shared_packet(token, "share-view")
+    response = render_template("packet.html", packet=packet, expires_at=expires_at, public_page=True,
+                               pdf_url=url_for("sessions.shared_pdf", token=token))
+    return response, 200, PRIVATE
+
+
+@bp.get("/share/<token>/packet.pdf")
+@public
+def shared_pdf(token: str):
+    """The party's packet as a PDF download, under the same rules as the page."""
+    packet, expires_at = _shared_packet(token, "share-pdf")
+    return _pdf_download(packet, expires_at, PRIVATE)
 
 
 def _packet_session(db_session: Session, session_id: int) -> MediationSession:
     return db_session.get(MediationSession, session_id, options=[
         selectinload(MediationSession.pins).joinedload(PinnedPrecedent.case).options(*CASE_OPTIONS)])
+
+
+def _pdf_download(packet: PrecedentPacket, expires_at: dt.datetime | None, headers: dict):
+    response = send_file(io.BytesIO(packet_pdf(packet, expires_at)), mimetype="application/pdf",
+                         as_attachment=True, download_name=f"{packet.title}.pdf")
+    response.headers.update(headers)
+    return response
 
 
 @bp.get("/sessions/<id:session_id>/packet")
@@ -214,4 +239,15 @@ def preview(session_id: int):
     with casekb().db.sessions() as db_session:
         packet = packet_of(_own_session(db_session, session_id))
     audit("export", f"session:{session_id}")
-    return render_template("packet.html", packet=packet, expires_at=None, public_page=False)
+    return render_template("packet.html", packet=packet, expires_at=None, public_page=False,
+                           pdf_url=url_for("sessions.packet_download", session_id=session_id))
+
+
+@bp.get("/sessions/<id:session_id>/packet.pdf")
+@roles(*RUNS_SESSIONS)
+def packet_download(session_id: int):
+    """The packet as the parties' PDF, for the mediator to send or print."""
+    with casekb().db.sessions() as db_session:
+        packet = packet_of(_own_session(db_session, session_id))
+    audit("export", f"session:{session_id}", format="pdf")
+    return _pdf_download(packet, None, {"Cache-Control": "no-store"})

@@ -4,20 +4,23 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import re
 import threading
 from typing import Annotated, Literal
 from urllib.parse import urlencode
 
-from flask import Blueprint, Response, jsonify, render_template, request, url_for
+from flask import Blueprint, Response, abort, flash, jsonify, redirect, render_template, request, url_for
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from sqlalchemy import select
 
 from casekb.stats_export import to_csv, to_xlsx
-from kb.early_warning import IndicatorSpec, SurgeIndicator, acknowledge, list_alerts, save_indicator
+from kb.early_warning import (BASELINES, METRICS, RULES, WINDOWS, IndicatorSpec, SurgeIndicator, acknowledge,
+                              list_alerts, save_indicator)
 from kb.db import Database
-from kb.statistics import (DEFAULT_TIME_LIMIT_DAYS, DIMENSIONS, StatsFilter, case_measures, database_sizes,
-                           personnel, refresh_if_stale, summary_is_current)
-from search_api.auth import audit, roles, viewer
+from kb.statistics import (DEFAULT_TIME_LIMIT_DAYS, DIMENSIONS, LINKED_DATABASES, LINKED_DIMENSIONS, StatsFilter,
+                           case_measures, database_sizes, linked_counts, personnel, refresh_if_stale,
+                           summary_is_current)
+from search_api.auth import audit, csrf, roles, viewer
 from search_api.ext import casekb
 from search_api.params import Repeated, comma_separated, from_query_string
 from search_api.problems import ProblemError
@@ -53,9 +56,14 @@ class StatsParams(BaseModel):
                            exemplar_only=self.exemplar, received_from=self.from_, received_to=self.to)
 
 
-def _params() -> StatsParams:
+class LinkedStatsParams(StatsParams):
+    """Statistics parameters for a case-linked database: its cases' dimensions, and its own kind."""
+    by: Annotated[list[Literal[LINKED_DIMENSIONS]], BeforeValidator(comma_separated)] = Field([], max_length=2)
+
+
+def _params(model: type[StatsParams] = StatsParams) -> StatsParams:
     try:
-        return StatsParams.model_validate(from_query_string(request.args))
+        return model.model_validate(from_query_string(request.args))
     except ValidationError as error:
         raise ProblemError.from_validation(error, 400) from None
 
@@ -155,6 +163,15 @@ def databases():
         return jsonify(databases=database_sizes(session), personnel=personnel(session).as_dict())
 
 
+@bp.get(f"/api/v1/stats/databases/<any({', '.join(LINKED_DATABASES)}):database>")
+def linked_database(database: str):
+    """Rows of a case-linked database sliced by its cases' region, category, time, organisation (and kind)."""
+    params = _params(LinkedStatsParams)
+    with casekb().db.sessions() as session:
+        rows = linked_counts(session, database, params.filters(), params.by, parent=params.parent or params.organisation)
+    return jsonify(database=database, by=params.by, rows=rows)
+
+
 @bp.get("/api/v1/stats/alerts")
 def alerts():
     open_only = request.args.get("open") in ("1", "true")
@@ -165,20 +182,31 @@ def alerts():
 @bp.post("/api/v1/stats/alerts/<int:alert_id>/ack")
 @roles(*MANAGERS)
 def ack(alert_id: int):
+    body = _acknowledge(alert_id)
+    if body is None:
+        raise ProblemError(404, f"There is no alert {alert_id}.")
+    return jsonify(body)
+
+
+def _acknowledge(alert_id: int) -> dict | None:
+    """Acknowledge as the current user and audit it; the alert, or None when there is none."""
     with casekb().db.transaction() as session:
         alert = acknowledge(session, alert_id, viewer().username)
-        if alert is None:
-            raise ProblemError(404, f"There is no alert {alert_id}.")
-        body = alert.as_dict()
-    audit("alert.ack", alert_id)
-    return jsonify(body)
+        body = None if alert is None else alert.as_dict()
+    if body is not None:
+        audit("alert.ack", alert_id)
+    return body
+
+
+def _indicators() -> list[dict]:
+    with casekb().db.sessions() as session:
+        found = session.scalars(select(SurgeIndicator).order_by(SurgeIndicator.name))
+        return [{"id": i.id, **i.spec().model_dump()} for i in found]
 
 
 @bp.get("/api/v1/stats/indicators")
 def indicators():
-    with casekb().db.sessions() as session:
-        found = session.scalars(select(SurgeIndicator).order_by(SurgeIndicator.name))
-        return jsonify(indicators=[{"id": i.id, **i.spec().model_dump()} for i in found])
+    return jsonify(indicators=_indicators())
 
 
 @bp.put("/api/v1/stats/indicators/<name>")
@@ -188,14 +216,18 @@ def put_indicator(name: str):
     if not isinstance(body, dict):
         raise ProblemError(400, "The request body must be a JSON object (Content-Type: application/json).")
     try:
-        spec = IndicatorSpec.model_validate(body | {"name": name})
+        return jsonify(_save_indicator(body | {"name": name}))
     except ValidationError as error:
         raise ProblemError.from_validation(error, 422) from None
+
+
+def _save_indicator(body: dict) -> dict:
+    """Validate an indicator (ValidationError names the bad fields), create or update it, audit it."""
+    spec = IndicatorSpec.model_validate(body)
     with casekb().db.transaction() as session:
-        indicator = save_indicator(session, spec)
-        result = {"id": indicator.id, **spec.model_dump()}
-    audit("indicator.save", name)
-    return jsonify(result)
+        result = {"id": save_indicator(session, spec).id, **spec.model_dump()}
+    audit("indicator.save", spec.name)
+    return result
 
 
 @bp.get("/stats")
@@ -214,6 +246,7 @@ def page():
         heat = measured(("region", "category"))
         open_alerts = list_alerts(session, open_only=True, limit=20)
         alert_rows = [alert.as_dict() for alert in open_alerts]
+        staff = personnel(session, params.parent or params.organisation)
         current = summary_is_current(session)
     if not current:
         rebuild_in_background(kb.db)
@@ -231,9 +264,99 @@ def page():
     cells = {r.key: r for r in heat}
     peak = max((r.received for r in heat), default=0)
     charts = {"months": chart(months, ["month"]), "categories": chart(categories, ["category"]),
-              "organisations": chart(organisations, ["organisation"])}
+              "organisations": chart(organisations, ["organisation"]),
+              "employment": {"专职": staff.full_time, "兼职": staff.part_time}, "specialities": staff.by_speciality,
+              "ages": staff.by_age_band, "experts": staff.experts_by_field}
     return render_template(
         "stats.html", params=params, total=total.as_dict() if total else None, charts=json.dumps(charts, ensure_ascii=False),
-        regions=regions, columns=columns, cells=cells, peak=peak, alerts=alert_rows,
+        regions=regions, columns=columns, cells=cells, peak=peak, alerts=alert_rows, staff=staff,
+        may_manage=viewer().role in MANAGERS,
         link=lambda by, key: search_link(params, by, key),
         export=lambda kind, by: url_for("stats.export", kind=kind, **(request.args.to_dict() | {"by": by})))
+
+
+@bp.post("/stats/alerts/<int:alert_id>/ack")
+@roles(*MANAGERS)
+def ack_page(alert_id: int):
+    """The dashboard's acknowledge button."""
+    csrf.protect()  # the blueprint is exempt for the API's sake: this form checks its token itself
+    if _acknowledge(alert_id) is None:
+        abort(404)
+    flash("已确认该预警。")
+    return redirect(url_for("stats.page"))
+
+
+#: the editor's labels for IndicatorSpec fields and choices
+FIELD_LABELS = {"name": "名称", "description": "说明", "enabled": "启用", "categories": "类别", "causes": "案由",
+                "regions": "地区", "organisation_id": "组织编号", "metric": "指标", "window": "统计周期",
+                "baseline": "基线", "baseline_windows": "基线期数", "rule": "规则", "threshold": "阈值",
+                "min_count": "最少案件数"}
+CHOICES = {"metric": dict(zip(METRICS, ("案件数", "占同地区案件比例"))),
+           "window": dict(zip(WINDOWS, ("按周", "按月"))),
+           "baseline": dict(zip(BASELINES, ("前 N 期平均", "往年同期平均"))),
+           "rule": dict(zip(RULES, ("本期 ≥ 阈值 × 基线", "z 分数 ≥ 阈值", "本期 ≥ 阈值")))}
+LISTS = ("categories", "causes", "regions")
+
+
+@bp.get("/stats/indicators")
+@roles(*MANAGERS)
+def indicator_list():
+    return render_template("indicators.html", indicators=_indicators(), choices=CHOICES)
+
+
+@bp.route("/stats/indicators/new", methods=["GET", "POST"], defaults={"name": None})
+@bp.route("/stats/indicators/<name>", methods=["GET", "POST"])
+@roles(*MANAGERS)
+def indicator_editor(name: str | None):
+    """Create an indicator, or edit one (its name stays): the same validation and saving as the PUT API."""
+    current = next((i for i in _indicators() if i["name"] == name), None)
+    if name is not None and current is None:
+        abort(404)
+    if request.method == "GET":
+        return _editor(name, _shown(current or _blank_indicator()), [])
+    csrf.protect()
+    values = request.form.to_dict() | ({"name": name} if name else {})
+    errors = _editor_errors(values, creating=name is None)
+    if errors:
+        return _editor(name, values, errors), 422
+    flash(f"已保存预警指标“{values['name'].strip()}”。")
+    return redirect(url_for("stats.indicator_list"))
+
+
+def _editor_errors(values: dict, creating: bool) -> list[dict]:
+    """Save the submitted indicator; the errors, each {field, reason}, when it could not be saved."""
+    if creating and any(i["name"] == values.get("name", "").strip() for i in _indicators()):
+        return [{"field": "name", "reason": "已有同名指标，请在列表中编辑它。"}]
+    try:
+        _save_indicator(_spec_body(values))
+    except ValidationError as error:
+        return ProblemError.from_validation(error, 422).errors
+    return []
+
+
+def _spec_body(values: dict) -> dict:
+    """The submitted form as the PUT API's JSON body: lists split on commas, a blank organisation none."""
+    body = {key: value for key, value in values.items() if key in IndicatorSpec.model_fields}
+    body["enabled"] = "enabled" in values  # an unticked box is not submitted at all
+    for key in LISTS:
+        body[key] = [item for item in re.split(r"[,，、\s]+", values.get(key, "")) if item]
+    if not values.get("organisation_id", "").strip():
+        body["organisation_id"] = None
+    return body
+
+
+def _blank_indicator() -> dict:
+    """A new indicator's fields: the spec's defaults, required ones empty."""
+    return {key: "" if field.is_required() else field.get_default(call_default_factory=True)
+            for key, field in IndicatorSpec.model_fields.items()}
+
+
+def _shown(spec: dict) -> dict:
+    """An indicator's values as the form's fields show them."""
+    return spec | {key: "，".join(spec[key]) for key in LISTS} | {
+        "organisation_id": spec["organisation_id"] or "", "enabled": "on" if spec["enabled"] else None}
+
+
+def _editor(name: str | None, values: dict, errors: list[dict]) -> str:
+    return render_template("indicator.html", name=name, values=values, errors=errors, labels=FIELD_LABELS,
+                           choices=CHOICES, by_field={e["field"]: e["reason"] for e in errors})

@@ -13,7 +13,7 @@ from wtforms import StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Length
 
-from indexer.embedded import FILTER_LABELS
+from indexer.backend_common import FILTER_LABELS
 from indexer.query import MODES, Filters, Suggestion
 from kb.models import DisputeCase
 from search_api.auth import audit, roles, viewer

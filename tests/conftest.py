@@ -1,8 +1,15 @@
 """Shared fixtures: real databases (SQLite, and PostgreSQL when CASEKB_TEST_POSTGRES_URL is set),
-real tantivy indexes in temporary folders, and the demo corpus indexed once per session."""
+both search backends (tantivy in temporary folders; Elasticsearch at CASEKB_ES_URL, or else the
+noida-db emulator started once per session), and the demo corpus indexed once per session."""
 from __future__ import annotations
 
+import dataclasses
 import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -10,13 +17,15 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from casekb.config import PROJECT_ROOT, load_settings
+from casekb.config import PROJECT_ROOT, Settings, load_settings
 from indexer.api import Indexer, open_backend
 from kb.db import Database, migrate
 
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 POSTGRES_URL = os.environ.get("CASEKB_TEST_POSTGRES_URL")
 BACKENDS = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])
+SEARCH_BACKENDS = ["embedded", "elasticsearch"]
+ES_URL = os.environ.get("CASEKB_ES_URL")
 
 
 def _fresh_postgres_database() -> tuple[str, callable]:
@@ -58,9 +67,62 @@ def db(settings):
     database.dispose()
 
 
-@pytest.fixture
-def backend(settings):
-    return open_backend(settings)
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_until_up(url: str, process: subprocess.Popen, seconds: float = 30) -> None:
+    from elasticsearch import Elasticsearch
+    client, deadline = Elasticsearch(url), time.monotonic() + seconds
+    while not client.ping():
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"noida-db did not start at {url}")
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="session")
+def elasticsearch_url(tmp_path_factory):
+    """CASEKB_ES_URL, or a noida-db Elasticsearch emulator on a free port for this session."""
+    if ES_URL:
+        yield ES_URL
+        return
+    port, data = _free_port(), tmp_path_factory.mktemp("noida")
+    command = [str(Path(sys.executable).with_name("noida-db")), "start", "--host", "127.0.0.1",
+               "--only", "elasticsearch", "--elasticsearch-port", str(port), "--data-dir", str(data)]
+    # Its own session: the noida-db command is a wrapper around a binary, and both must stop.
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_up(url, process)
+        yield url
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=10)
+
+
+def backend_settings(settings: Settings, kind: str, request) -> Settings:
+    """Settings for one backend kind; Elasticsearch gets a fresh alias, dropped after the test."""
+    if kind == "embedded":
+        return settings
+    alias = f"casekb-test-{uuid.uuid4().hex[:10]}"
+    es_settings = dataclasses.replace(settings, backend="elasticsearch", es_index=alias,
+                                      es_url=request.getfixturevalue("elasticsearch_url"))
+    request.addfinalizer(lambda: _drop_elasticsearch(open_backend(es_settings)))
+    return es_settings
+
+
+def _drop_elasticsearch(backend) -> None:
+    """Delete every index and the template of a test's alias (by name: wildcards may be refused)."""
+    for name in backend.generations():
+        backend.client.indices.delete(index=name, ignore_unavailable=True)
+    backend.client.options(ignore_status=404).indices.delete_index_template(name=backend.alias)
+
+
+@pytest.fixture(params=SEARCH_BACKENDS)
+def backend(request, settings):
+    return open_backend(backend_settings(settings, request.param, request))
 
 
 @pytest.fixture
@@ -69,8 +131,8 @@ def indexer(db, backend):
 
 
 @pytest.fixture(scope="session")
-def demo(tmp_path_factory):
-    """The whole demo corpus with its synthetic metadata, imported and indexed once (SQLite)."""
+def demo_database(tmp_path_factory):
+    """The whole demo corpus with its synthetic metadata, imported once (SQLite)."""
     from corpus.demo import add_demo_metadata
     from corpus.importer import import_file
 
@@ -82,10 +144,31 @@ def demo(tmp_path_factory):
     import_file(database, demo_settings, demo_settings.demo_cases)
     with database.transaction() as session:
         add_demo_metadata(session)
-    backend = open_backend(demo_settings)
-    Indexer(database, backend).drain()
-    yield demo_settings, database, backend
+    yield demo_settings, database
     database.dispose()
+
+
+@pytest.fixture(scope="session")
+def demo_index(request, demo_database, elasticsearch_url):
+    """kind -> the demo corpus indexed by that backend kind, built once per session."""
+    # elasticsearch_url is set up first so that it is torn down after these indices are dropped.
+    demo_settings, database = demo_database
+    built = {}
+
+    def index(kind: str):
+        if kind not in built:
+            built[kind] = open_backend(backend_settings(demo_settings, kind, request))
+            Indexer(database, built[kind]).reindex()
+        return built[kind]
+
+    return index
+
+
+@pytest.fixture(scope="session", params=SEARCH_BACKENDS)
+def demo(request, demo_database, demo_index):
+    """The demo corpus: settings, database and its index, once per backend kind."""
+    demo_settings, database = demo_database
+    return demo_settings, database, demo_index(request.param)
 
 
 @pytest.fixture(scope="session")

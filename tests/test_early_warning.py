@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from urllib.parse import quote
 
 import pytest
 from click.testing import CliRunner
@@ -9,9 +10,12 @@ from sqlalchemy import func, insert, select
 
 from casekb.cli import main
 from casekb.config import PROJECT_ROOT
-from kb.early_warning import (IndicatorSpec, SurgeAlert, Window, acknowledge, evaluate_all, judge,
+from kb.accounts import AuditEntry
+from kb.early_warning import (IndicatorSpec, SurgeAlert, SurgeIndicator, Window, acknowledge, evaluate_all, judge,
                               last_complete_window, read_indicator_file, save_indicator)
-from kb.models import DisputeCase
+from kb.models import DisputeCase, Organisation
+from logins import add_user_with_token, csrf_token, sign_in
+from search_api.app import create_app
 
 AS_OF = dt.date(2026, 11, 1)
 MONTHS = [dt.date(2024 + (10 + m) // 12, (10 + m) % 12 + 1, 1) for m in range(24)]   # 2024-11 .. 2026-10
@@ -141,3 +145,83 @@ def test_cli_loads_evaluates_lists_and_acknowledges(series, settings, tmp_path):
     bad.write_text('[[indicator]]\nname = "x"\nrule = "magic"\nthreshold = 1\n', encoding="utf-8")
     result = runner.invoke(main, ["--home", str(settings.home), "alerts", "--load", str(bad)])
     assert result.exit_code != 0 and "rule" in result.output
+
+
+def _alerted_app(series, settings):
+    """The app over the series with its one surge alert raised, a manager and a mediator signed in."""
+    with series.transaction() as session:
+        save_indicator(session, _indicator("甲区医疗", categories=["医疗"], regions=["甲区"], baseline="last_year",
+                                           baseline_windows=1))
+        [alert] = evaluate_all(session, AS_OF)
+        alert_id = alert.id
+        session.add(Organisation(id=1, name="甲区人民调解委员会", level="county", path="/1/"))
+    app = create_app(settings)
+    clients = {}
+    for name, role, organisation in (("科长", "manager", None), ("调解员", "mediator", 1)):
+        add_user_with_token(series, name, role, organisation)
+        clients[role] = app.test_client()
+        assert sign_in(clients[role], name).status_code == 302
+    return clients, alert_id
+
+
+def _form(client, path, **data):
+    return client.post(quote(path), data={"csrf_token": csrf_token(client, "/stats"), **data})
+
+
+def _spec(db, name):
+    with db.sessions() as session:
+        found = session.scalar(select(SurgeIndicator).where(SurgeIndicator.name == name))
+        return found and found.spec()
+
+
+def test_a_manager_acknowledges_an_alert_on_the_dashboard(series, settings):
+    clients, alert_id = _alerted_app(series, settings)
+    manager, mediator = clients["manager"], clients["mediator"]
+    ack = f"/stats/alerts/{alert_id}/ack"
+    assert ack in manager.get("/stats").get_data(as_text=True)
+    assert ack not in mediator.get("/stats").get_data(as_text=True), "the button is for managers"
+    assert _form(mediator, ack).status_code == 403
+    assert manager.post(ack).status_code == 400, "a form without its CSRF token changes nothing"
+    with series.sessions() as session:
+        assert session.get(SurgeAlert, alert_id).acknowledged_at is None
+    assert _form(manager, ack).status_code == 302
+    page = manager.get("/stats").get_data(as_text=True)
+    assert "已确认该预警" in page and ack not in page
+    with series.sessions() as session:
+        assert session.get(SurgeAlert, alert_id).acknowledged_by == "科长"
+        assert session.scalar(select(AuditEntry.target).where(AuditEntry.action == "alert.ack")) == str(alert_id)
+
+
+def test_a_manager_edits_and_creates_indicators_with_the_apis_validation(series, settings):
+    clients, _ = _alerted_app(series, settings)
+    manager, mediator = clients["manager"], clients["mediator"]
+    assert "甲区医疗" in manager.get("/stats/indicators").get_data(as_text=True)
+    for path in ("/stats/indicators", "/stats/indicators/甲区医疗"):
+        assert mediator.get(quote(path)).status_code == 403
+    assert _form(mediator, "/stats/indicators/甲区医疗", threshold="9").status_code == 403
+
+    before = _spec(series, "甲区医疗")
+    bad = _form(manager, "/stats/indicators/甲区医疗", threshold="0", rule="magic", min_count="",
+                categories="医疗", regions="甲区")
+    page = bad.get_data(as_text=True)
+    assert bad.status_code == 422 and "未保存" in page
+    assert all(f'id="e-{field}"' in page for field in ("threshold", "rule", "min_count"))
+    assert 'value="0"' in page, "the form keeps what was typed"
+    assert _spec(series, "甲区医疗") == before
+
+    edited = _form(manager, "/stats/indicators/甲区医疗", threshold="2.5", rule="zscore", min_count="3",
+                   categories="医疗，邻里", regions="甲区", metric="count", window="week", baseline="moving_average",
+                   baseline_windows="8", organisation_id="", enabled="on")
+    assert edited.status_code == 302
+    assert _spec(series, "甲区医疗") == before.model_copy(update=dict(
+        threshold=2.5, rule="zscore", min_count=3, categories=["医疗", "邻里"], window="week",
+        baseline="moving_average", baseline_windows=8))
+
+    created = _form(manager, "/stats/indicators/new", name="乙区邻里", threshold="3", regions="乙区",
+                    categories="邻里")
+    assert created.status_code == 302 and not _spec(series, "乙区邻里").enabled, "an unticked box disables"
+    again = _form(manager, "/stats/indicators/new", name="乙区邻里", threshold="5")
+    assert again.status_code == 422 and _spec(series, "乙区邻里").threshold == 3
+    with series.sessions() as session:
+        saved = list(session.scalars(select(AuditEntry.target).where(AuditEntry.action == "indicator.save")))
+    assert saved == ["甲区医疗", "乙区邻里"]

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import re
 
 import pytest
 from logins import add_user_with_token, csrf_token, sign_in
+from pypdf import PdfReader
 from sqlalchemy import select, update
 from test_roles import world  # noqa: F401  (the same library and users)
 from test_web import SECRETS
@@ -114,3 +116,40 @@ def test_token_holders_without_sessions_role_cannot_share(world):  # noqa: F811
     client = world[0].test_client()
     client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
     assert client.get("/sessions").status_code == 403
+
+
+def _pdf_text(response) -> str:
+    assert response.status_code == 200 and response.mimetype == "application/pdf"
+    assert response.data.startswith(b"%PDF-")
+    return "".join(page.extract_text() for page in PdfReader(io.BytesIO(response.data)).pages)
+
+
+def test_the_packet_downloads_as_a_masked_pdf_until_the_link_dies(world, mediator):  # noqa: F811
+    session_id = _new_session(mediator, "借款分期还款调解")
+    _post(mediator, "/sessions/pins", session_id=session_id, case_id=world[1][0], note="分期归还的方案可参考")
+    link = _share(mediator, session_id)
+    party = world[0].test_client()
+    assert f'href="{link}/packet.pdf"' in party.get(link).get_data(as_text=True)
+    response = party.get(f"{link}/packet.pdf")
+    assert response.headers["Cache-Control"] == "no-store" and "attachment" in response.headers["Content-Disposition"]
+    text = _pdf_text(response)
+    for shown in ("借款分期还款调解", "张某与李某民间借贷纠纷", "民间借贷纠纷", "2024-03-05", "分期归还的方案可参考",
+                  "纠纷事实", "申请人张某"):
+        assert shown in text
+    assert not {s for s in SECRETS if s in text}, "names, ID number, phones and address are masked"
+
+    session_page = mediator.get(f"/sessions/{session_id}").get_data(as_text=True)
+    assert f'href="/sessions/{session_id}/packet.pdf"' in session_page
+    own_copy = _pdf_text(mediator.get(f"/sessions/{session_id}/packet.pdf"))
+    assert "张某与李某民间借贷纠纷" in own_copy and "链接有效期" not in own_copy
+    assert world[0].test_client().get(f"/sessions/{session_id}/packet.pdf").status_code == 302, "sign-in first"
+
+    link_id = re.search(rf"/sessions/{session_id}/links/(\d+)/revoke", session_page).group(1)
+    _post(mediator, f"/sessions/{session_id}/links/{link_id}/revoke")
+    gone = party.get(f"{link}/packet.pdf")
+    assert gone.status_code == 410 and "分享链接已撤销" in gone.get_data(as_text=True)
+    assert party.get("/share/not-a-real-token/packet.pdf").status_code == 404
+    with world[0].extensions["casekb"].db.sessions() as db_session:
+        downloads = [(e.target, e.detail) for e in db_session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "share-pdf").order_by(AuditEntry.id))]
+    assert downloads == [(f"link:{link_id}", {}), (f"link:{link_id}", {"refused": "revoked"})]

@@ -14,8 +14,9 @@ from sqlalchemy import func, select, text
 
 from casekb.cli import main
 from corpus.synthetic_records import generate
-from kb.models import DisputeCase, ExemplarMark, Mediator, Organisation, QualityReview, UnsuccessfulCaseTracking
-from kb.statistics import (StatsFilter, case_measures, percentile, refresh_if_stale, refresh_summary,
+from kb.models import (DisputeCase, ExemplarMark, LearningMaterial, Mediator, Organisation, QualityReview,
+                       UnsuccessfulCaseTracking)
+from kb.statistics import (StatsFilter, case_measures, linked_counts, percentile, refresh_if_stale, refresh_summary,
                            summary_is_current)
 from logins import add_user_with_token, use_token
 from search_api.app import create_app
@@ -254,6 +255,7 @@ def test_stats_api_export_and_problems(library, settings):
     assert page.status_code == 200
     html = page.get_data(as_text=True)
     assert "vendor/chart.umd.min.js" in html and "category=%E5%8C%BB%E7%96%97" in html
+    assert all(f'id="chart-{name}"' in html for name in ("employment", "specialities", "ages", "experts"))
 
 
 def test_bench_smoke(tmp_path):
@@ -263,3 +265,69 @@ def test_bench_smoke(tmp_path):
     assert "generated 2000 records" in result.output
     for name in ("totals", "region x category", "organisation drill-down", "personnel", "nine databases"):
         assert name in result.output
+
+
+LINKED_SQL = {
+    "exemplar_cases": "SELECT x.id AS row_id, NULL AS kind, x.case_id FROM exemplar_marks x",
+    "unsuccessful_cases": "SELECT x.id AS row_id, x.destination AS kind, x.case_id FROM unsuccessful_case_tracking x",
+    "quality_reviews": "SELECT x.id AS row_id, x.verdict AS kind, x.case_id FROM quality_reviews x",
+    "learning_materials": "SELECT m.id AS row_id, m.kind, l.case_id FROM learning_materials m "
+                          "JOIN learning_material_cases l ON l.material_id = m.id",
+}
+
+
+def _plain_linked(db, database: str) -> list[dict]:
+    """Each row of a case-linked database with its case's category, region and year, read with plain SQL."""
+    query = text(f"""SELECT r.row_id, r.kind, c.category, c.region, c.received_on, o.path
+                     FROM ({LINKED_SQL[database]}) r JOIN dispute_cases c ON c.id = r.case_id
+                     JOIN organisations o ON o.id = c.organisation_id""")
+    with db.engine.connect() as conn:
+        return [dict(row._mapping) | {"year": str(row.received_on)[:4]} for row in conn.execute(query)]
+
+
+def _link_materials(db) -> None:
+    """Learning materials are not generated: link three to cases, one of them to cases of two categories."""
+    with db.transaction() as session:
+        cases = {category: session.scalars(select(DisputeCase).where(DisputeCase.category == category)
+                                           .order_by(DisputeCase.id).limit(3)).all()
+                 for category in ("医疗", "邻里")}
+        session.add_all([LearningMaterial(title="医疗纠纷要点", kind="guide", body="…", cases=cases["医疗"]),
+                         LearningMaterial(title="邻里纠纷案例", kind="casebook", body="…", cases=cases["邻里"][:1]),
+                         LearningMaterial(title="综合培训", kind="guide", body="…",
+                                          cases=cases["医疗"][:2] + cases["邻里"][1:])])
+
+
+@pytest.mark.parametrize("database", list(LINKED_SQL))
+def test_case_linked_databases_slice_like_plain_sql(library, database):
+    _link_materials(library)
+    rows = _plain_linked(library, database)
+
+    def counted(keys) -> dict:
+        groups = defaultdict(set)
+        for row in rows:
+            groups[tuple(row[k] for k in keys)].add(row["row_id"])
+        return {key: len(ids) for key, ids in groups.items()}
+
+    def measured(by, filters=StatsFilter()) -> dict:
+        with library.sessions() as session:
+            return {tuple(r["key"]): r["rows"] for r in linked_counts(session, database, filters, by)}
+
+    assert measured(()) == {(): len({r["row_id"] for r in rows})} and rows
+    assert measured(("category",)) == counted(("category",))
+    assert measured(("year", "region")) == counted(("year", "region"))
+    assert measured(("kind",)) == counted(("kind",))
+    rows = [r for r in rows if r["category"] == "医疗" and r["year"] == "2025"]
+    filters = StatsFilter(categories=("医疗",), received_from=dt.date(2025, 1, 1), received_to=dt.date(2025, 12, 31))
+    assert measured(("kind",), filters) == counted(("kind",))
+
+
+def test_linked_database_api(library, settings):
+    _link_materials(library)
+    client = use_token(create_app(settings).test_client(), add_user_with_token(library, "leader", "manager"))
+    body = client.get("/api/v1/stats/databases/unsuccessful_cases?by=kind&category=医疗").get_json()
+    expected = Counter(r["kind"] for r in _plain_linked(library, "unsuccessful_cases") if r["category"] == "医疗")
+    assert {row["key"][0]: row["rows"] for row in body["rows"]} == expected
+    materials = client.get("/api/v1/stats/databases/learning_materials?by=category").get_json()
+    assert {row["key"][0]: row["rows"] for row in materials["rows"]} == {"医疗": 2, "邻里": 2}
+    assert client.get("/api/v1/stats/databases/learning_materials?by=colour").status_code == 400
+    assert client.get("/api/v1/stats/databases/parties").status_code == 404

@@ -1,0 +1,86 @@
+"""Pure pieces every search backend shares, so backends rank, label and show results alike."""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Callable
+
+from indexer.documents import IndexDocument
+from indexer.query import Filters, Hit, Suggestion
+from indexer.semantic import PASSAGE_CHARS, case_passages
+from indexer.snippets import matched_terms, snippet
+from indexer.text import ParsedQuery, Segmenter, char_tokens, normalise
+from indexer.vectors import PassageMatch
+
+TITLE_BOOST = 2.0
+CAUSE_BOOST = 3.0
+FACET_SIZE = 50
+
+FILTER_LABELS = {
+    "categories": "类别", "causes": "案由", "regions": "地区", "organisation_id": "调解组织",
+    "outcomes": "调解结果", "exemplar_only": "仅优秀案例", "received_from": "起始日期",
+    "received_to": "截止日期", "amount_min": "最低金额", "amount_max": "最高金额",
+}
+FACET_FILTER = {"category": "categories", "cause": "causes", "region": "regions", "outcome": "outcomes"}
+
+
+class IndexWriteError(Exception):
+    """Some documents could not be written; `case_ids` names them so their tasks stay queued."""
+
+    def __init__(self, case_ids: list[int], reasons: list[str]):
+        super().__init__(f"{len(case_ids)} case(s) not indexed: {'; '.join(reasons[:3])}")
+        self.case_ids, self.reasons = case_ids, reasons
+
+
+def analysed_fields(doc: IndexDocument, segmenter: Segmenter) -> dict[str, str]:
+    """The searchable token fields, space-joined: the backends' whitespace analysers only split them."""
+    text, title = normalise(doc.text), normalise(doc.title)
+    return dict(
+        terms=" ".join(segmenter.terms(title + "\n" + text)),
+        title_terms=" ".join(segmenter.terms(title)),
+        cause_terms=" ".join(segmenter.terms(normalise(doc.cause))),
+        chars=" ".join(char_tokens(title + "\n" + text)),
+    )
+
+
+def facet_filters(filters: Filters, facet: str) -> Filters:
+    """The filters a facet is counted under: all but its own (drill sideways)."""
+    own = FACET_FILTER[facet]
+    return filters.without(own) if own in filters.active() else filters
+
+
+def without_quotes(parsed: ParsedQuery, segmenter: Segmenter) -> ParsedQuery:
+    """The query with its phrases segmented into loose words."""
+    return ParsedQuery(parsed.text, parsed.terms + tuple(
+        t for p in parsed.phrases for t in segmenter.terms(p)), ())
+
+
+def no_result_suggestions(parsed: ParsedQuery, filters: Filters, segmenter: Segmenter,
+                count: Callable[[ParsedQuery, Filters], int]) -> list[Suggestion]:
+    """Ways to get results for a query that has none: drop one filter, or the quotes."""
+    found = []
+    for name in filters.active():
+        total = count(parsed, filters.without(name))
+        if total:
+            found.append(Suggestion(f"去掉筛选条件「{FILTER_LABELS[name]}」可找到 {total} 个案例", name, total))
+    if parsed.phrases:
+        total = count(without_quotes(parsed, segmenter), filters)
+        if total:
+            found.append(Suggestion(f"去掉引号（不要求词语紧挨着出现）可找到 {total} 个案例", None, total))
+    return found
+
+
+def build_hit(*, case_id: int, external_id: str, title: str, text: str, category: str, cause: str, region: str,
+              outcome: str, received_on: dt.date | None, exemplar: bool, score: float, needles: tuple[str, ...],
+              passage: PassageMatch | None = None) -> Hit:
+    """A hit from a case's stored fields: snippet and matched terms computed on the masked text."""
+    matched = matched_terms(needles, title, cause, text)
+    best = ""
+    if passage is not None:
+        passages = case_passages(text)
+        if passage.passage < len(passages):
+            best = snippet(passages[passage.passage].text, needles, width=PASSAGE_CHARS)
+    return Hit(
+        case_id=case_id, external_id=external_id, title=title, score=float(score),
+        snippet=best if best and not matched else snippet(text, needles), matched_terms=matched,
+        best_passage=best, category=category, cause=cause, region=region, outcome=outcome,
+        received_on=received_on, exemplar=exemplar)
