@@ -16,6 +16,7 @@ from rich.table import Table
 from tqdm import tqdm
 
 from casekb.config import Settings, load_settings
+from casekb.filter_options import case_filter_options
 from corpus.importer import ImportRejected, import_file
 from corpus.readers import ImportFileError
 from indexer.api import Indexer, encoder_factory, open_backend
@@ -198,14 +199,7 @@ def reindex(ctx: Context) -> None:
 
 @main.command()
 @click.argument("text", default="")
-@click.option("--category", multiple=True)
-@click.option("--cause", multiple=True)
-@click.option("--region", multiple=True)
-@click.option("--outcome", multiple=True)
-@click.option("--organisation", type=int, help="Organisation id: that committee and all below it.")
-@click.option("--exemplar", is_flag=True, help="Exemplar cases only.")
-@click.option("--from", "received_from", type=click.DateTime(["%Y-%m-%d"]))
-@click.option("--to", "received_to", type=click.DateTime(["%Y-%m-%d"]))
+@case_filter_options
 @click.option("--mode", type=click.Choice(MODES), default=None,
               help="Default: hybrid when an embedding model is installed, else keyword.")
 @click.option("--sort", type=click.Choice(["relevance", "date_desc", "date_asc"]), default="relevance")
@@ -213,13 +207,9 @@ def reindex(ctx: Context) -> None:
 @click.option("--size", type=click.IntRange(1, 100), default=10)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @pass_context
-def search(ctx: Context, text, category, cause, region, outcome, organisation, exemplar,
-           received_from, received_to, mode, sort, page, size, as_json) -> None:
+def search(ctx: Context, text, filter_fields, mode, sort, page, size, as_json) -> None:
     """Search cases: `casekb search "邻居 楼上 漏水" --category 邻里`."""
-    filters = Filters(categories=category, causes=cause, regions=region, outcomes=outcome,
-                      organisation_id=organisation, exemplar_only=exemplar,
-                      received_from=received_from.date() if received_from else None,
-                      received_to=received_to.date() if received_to else None)
+    filters = Filters(**filter_fields)
     backend = open_backend(ctx.settings)
     mode = mode or ("hybrid" if backend.encoder_factory else "keyword")
     try:

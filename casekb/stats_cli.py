@@ -11,11 +11,11 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from casekb.filter_options import DATE, case_filter_options
 from kb.statistics import (DIMENSIONS, StatsFilter, case_measures, database_sizes, personnel, refresh_if_stale,
                            refresh_summary)
 
 console = Console()
-DATE = click.DateTime(["%Y-%m-%d"])
 
 
 def _day(value: dt.datetime | None) -> dt.date | None:
@@ -24,15 +24,8 @@ def _day(value: dt.datetime | None) -> dt.date | None:
 
 @click.group(invoke_without_command=True)
 @click.option("--by", multiple=True, type=click.Choice(DIMENSIONS), help="Slice by (repeat for a cross table).")
-@click.option("--category", multiple=True)
-@click.option("--cause", multiple=True)
-@click.option("--region", multiple=True)
-@click.option("--outcome", multiple=True)
-@click.option("--organisation", type=int, help="Organisation id: it and everything below it.")
+@case_filter_options
 @click.option("--parent", type=int, help="With --by organisation: the children of this organisation.")
-@click.option("--exemplar", is_flag=True, help="Exemplar cases only.")
-@click.option("--from", "received_from", type=DATE)
-@click.option("--to", "received_to", type=DATE)
 @click.option("--as-of", type=DATE, help="Day the overdue count is taken on (default today).")
 @click.option("--time-limit", default=30, show_default=True, type=click.IntRange(min=1),
               help="Days after which an open case is overdue.")
@@ -40,19 +33,17 @@ def _day(value: dt.datetime | None) -> dt.date | None:
 @click.option("--xlsx", "xlsx_file", type=click.Path(dir_okay=False, path_type=Path), help="Write XLSX here.")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
-def stats(click_ctx: click.Context, by, category, cause, region, outcome, organisation, parent, exemplar,
-          received_from, received_to, as_of, time_limit, csv_file, xlsx_file, as_json) -> None:
+def stats(click_ctx: click.Context, by, filter_fields, parent, as_of, time_limit, csv_file, xlsx_file,
+          as_json) -> None:
     """Case measures: `casekb stats --by region --by category --from 2025-01-01 --xlsx out.xlsx`."""
     if click_ctx.invoked_subcommand:
         return
     from casekb.stats_export import table, to_csv, to_xlsx
 
-    filters = StatsFilter(categories=category, causes=cause, regions=region, outcomes=outcome,
-                          organisation_id=organisation, exemplar_only=exemplar,
-                          received_from=_day(received_from), received_to=_day(received_to))
+    filters = StatsFilter(**filter_fields)
     _refresh_if_stale(click_ctx.obj.db)
     with click_ctx.obj.db.sessions() as session:
-        rows = case_measures(session, filters, by, parent=parent or organisation, as_of=_day(as_of),
+        rows = case_measures(session, filters, by, parent=parent or filters.organisation_id, as_of=_day(as_of),
                              time_limit_days=time_limit)
     if csv_file:
         csv_file.write_text("\ufeff" + to_csv(rows, by), encoding="utf-8")

@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
-from conftest import case_row, write_jsonl
+from casekb.cli import main
+from conftest import SHARED_DATA, case_row, write_jsonl
 from corpus.importer import import_file
 from indexer.documents import document_for
 from indexer.masking import masked_name
@@ -166,3 +169,26 @@ def test_demo_corpus_categories_match_the_data_readme(demo):
     _, database, _ = demo
     counts = db_counts(database, DisputeCase.category)
     assert counts["婚姻家庭"] == 550 and counts["合同"] == 504 and sum(counts.values()) == 1694
+
+
+def test_cli_search_and_stats_take_the_same_filters(demo_database, demo_index, monkeypatch):
+    settings, database = demo_database
+    backend = demo_index("embedded")
+    for name, value in (("CASEKB_DATABASE_URL", settings.database_url), ("CASEKB_SHARED_DATA", str(SHARED_DATA))):
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("CASEKB_BACKEND", raising=False)
+    year = ["--category", "合同", "--from", "2025-01-01", "--to", "2025-12-31"]
+    found = CliRunner().invoke(main, ["--home", str(settings.home), "search", "借款", *year,
+                                      "--mode", "keyword", "--size", "50", "--json"])
+    assert found.exit_code == 0, found.output
+    body = json.loads(found.output)
+    filters = Filters(categories=("合同",), received_from=dt.date(2025, 1, 1), received_to=dt.date(2025, 12, 31))
+    expected = search(backend, "借款", filters=filters, size=50)
+    assert body["total"] == expected.total > 0
+    assert [hit["case_id"] for hit in body["hits"]] == [hit.case_id for hit in expected.hits]
+    counted = CliRunner().invoke(main, ["--home", str(settings.home), "stats", *year, "--json"])
+    assert counted.exit_code == 0, counted.output
+    with database.sessions() as session:
+        received = session.scalar(select(func.count()).select_from(DisputeCase).where(
+            DisputeCase.category == "合同", DisputeCase.received_on.between(dt.date(2025, 1, 1), dt.date(2025, 12, 31))))
+    assert json.loads(counted.stdout)[0]["received"] == received
