@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import html
 import re
 from decimal import Decimal
 from typing import Annotated, Literal
@@ -41,6 +42,12 @@ class CaseRow(BaseModel):
     @classmethod
     def _id_as_text(cls, value):
         return str(value) if isinstance(value, int) else value
+
+    @field_validator("title", "text", "process", "agreement_terms", mode="before")
+    @classmethod
+    def _decode_html_entities(cls, value):
+        # Texts exported from web pages carry entities (&ldquo;, &times;): store the characters.
+        return html.unescape(value) if isinstance(value, str) and "&" in value else value
 
     @field_validator("text", "process", "agreement_terms")
     @classmethod

@@ -158,3 +158,9 @@ def test_cli_import_reports_every_rejected_row_and_fails(settings, tmp_path, mon
     result = runner.invoke(main, ["--home", str(settings.home), "import", "--skip-invalid", str(path)])
     assert result.exit_code == 0, result.output
     assert "1 new" in result.output and "2 rejected" in result.output
+
+
+def test_html_entities_in_texts_are_decoded(db, settings, tmp_path):
+    row = case_row(1, title="&ldquo;雅阁&rdquo;车损纠纷", text="保险单&ldquo;特别约定&rdquo;载明：三&times;四")
+    import_file(db, settings, write_jsonl(tmp_path / "entities.jsonl", [row]))
+    assert snapshot(db)[0][1:3] == ("“雅阁”车损纠纷", "保险单“特别约定”载明：三×四")
