@@ -132,6 +132,7 @@ class Indexer:
         none; at most `limit` cases), batch by batch; each batch is searchable once saved."""
         done = 0
         while limit is None or done < limit:
+            # One look at the index per pass, not per batch; the next pass picks up what changed meanwhile.
             wanted = self.backend.text_hashes()
             vectors = self.backend.vectors()
             stored = vectors.text_hashes if vectors is not None and vectors.model == encoder.name else {}
@@ -139,25 +140,35 @@ class Indexer:
             gone = [case_id for case_id in stored if case_id not in wanted]
             if not todo and not gone:
                 return done
-            batch = todo[:batch_cases]
-            texts = self.backend.stored_texts(batch)
-            inputs = {case_id: passage_inputs(*texts[case_id]) for case_id in batch if case_id in texts}
-            flat = encoder.passages([p for passages in inputs.values() for p in passages])
-            with self.backend.write_lock():
-                path = self.backend.vectors_path()
-                current = VectorIndex.load(path) if path.exists() else None
-                if current is None or current.model != encoder.name:
-                    current = VectorIndex.create(encoder.dim, encoder.name, expected_passages=len(wanted) * 3)
-                current.remove_cases(gone)
-                offset = 0
-                for case_id, passages in inputs.items():
-                    current.add_case(case_id, flat[offset:offset + len(passages)], wanted[case_id])
-                    offset += len(passages)
-                current.save(path)
-            done += len(batch)
-            if progress:
-                progress(len(batch))
+            todo = todo if limit is None else todo[:limit - done]
+            embedded = 0
+            for start in range(0, max(len(todo), 1), batch_cases):
+                batch = todo[start:start + batch_cases]
+                embedded += self._embed_batch(encoder, batch, gone if start == 0 else [], wanted)
+                done += len(batch)
+                if progress:
+                    progress(len(batch))
+            if todo and not embedded:
+                return done  # their texts left the index meanwhile; nothing more can be done now
         return done
+
+    def _embed_batch(self, encoder: Encoder, batch: list[int], gone: list[int], wanted: dict[int, int]) -> int:
+        """Embed some cases and drop others in the live vector file; returns how many were embedded."""
+        texts = self.backend.stored_texts(batch)
+        inputs = {case_id: passage_inputs(*texts[case_id]) for case_id in batch if case_id in texts}
+        flat = encoder.passages([p for passages in inputs.values() for p in passages])
+        with self.backend.write_lock():
+            path = self.backend.vectors_path()
+            current = VectorIndex.load(path) if path.exists() else None
+            if current is None or current.model != encoder.name:
+                current = VectorIndex.create(encoder.dim, encoder.name, expected_passages=len(wanted) * 3)
+            current.remove_cases(gone)
+            offset = 0
+            for case_id, passages in inputs.items():
+                current.add_case(case_id, flat[offset:offset + len(passages)], wanted[case_id])
+                offset += len(passages)
+            current.save(path)
+        return len(inputs)
 
     def count_cases(self) -> int:
         with self.db.sessions() as session:

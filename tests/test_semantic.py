@@ -103,3 +103,13 @@ def test_semantic_search_without_a_model_says_so(settings, db):
     with pytest.raises(SemanticUnavailable, match="casekb model install"):
         search(backend, "借钱不还", mode="semantic")
     assert search(backend, row["title"], mode="keyword").total == 1
+
+
+def test_embedding_can_proceed_a_few_cases_at_a_time(semantic):
+    backend, indexer, encoder = semantic
+    backend.vectors_path().unlink()
+    assert indexer.embed(encoder, batch_cases=2, limit=5) == 5
+    assert len(backend.vectors().text_hashes) == 5
+    result = search(backend, "借钱不还", mode="semantic")
+    assert result.semantic_coverage == (5, len(small_corpus()))
+    assert indexer.embed(encoder, batch_cases=2) == len(small_corpus()) - 5
