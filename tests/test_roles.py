@@ -6,12 +6,10 @@ import datetime as dt
 import pytest
 from logins import add_user_with_token, csrf_token, sign_in, use_token
 from sqlalchemy import select
-from test_web import CASES, NAMES, SECRETS, _add_cases, _settings
+from test_web import NAMES, ORGANISATIONS, SECRETS, build_library
 
-from indexer.api import Indexer, open_backend
 from kb.accounts import AuditEntry
-from kb.db import Database, migrate
-from kb.models import LearningMaterial, Organisation, UnsuccessfulCaseTracking
+from kb.models import LearningMaterial, UnsuccessfulCaseTracking
 from search_api.app import create_app
 
 #: who may see the parties of a case of organisation 2 (鹿城区, under the city 1; 4 is a township of 2)
@@ -25,17 +23,8 @@ USERS = {"admin": ("admin", None), "manager": ("manager", None), "trainer": ("tr
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """A library whose first case (organisation 2) holds personal data in its text, parties, tracking and material."""
-    settings = _settings(tmp_path_factory.mktemp("roles"))
-    db = Database(settings.database_url)
-    migrate(db.engine)
-    with db.transaction() as session:
-        session.add_all([
-            Organisation(id=1, name="温州市人民调解委员会", level="city", path="/1/"),
-            Organisation(id=2, name="鹿城区人民调解委员会", level="county", parent_id=1, path="/1/2/"),
-            Organisation(id=3, name="瓯海区人民调解委员会", level="county", parent_id=1, path="/1/3/"),
-            Organisation(id=4, name="五马街道人民调解委员会", level="township", parent_id=2, path="/1/2/4/"),
-        ])
-    ids = _add_cases(db, CASES)
+    township = dict(id=4, name="五马街道人民调解委员会", level="township", parent_id=2, path="/1/2/4/")
+    settings, db, ids = build_library(tmp_path_factory.mktemp("roles"), (*ORGANISATIONS, township))
     with db.transaction() as session:
         session.add(UnsuccessfulCaseTracking(case_id=ids[0], destination="court", referred_on=dt.date(2024, 5, 1),
                                              later_result="法院判决李建国归还张伟明借款。"))
@@ -43,7 +32,6 @@ def world(tmp_path_factory):
         session.add(material)
         session.flush()
         material.cases = [session.get(type(material).cases.property.mapper.class_, ids[0])]
-    Indexer(db, open_backend(settings)).drain()
     tokens = {name: add_user_with_token(db, name, role, org) for name, (role, org) in USERS.items()}
     db.dispose()
     app = create_app(settings)

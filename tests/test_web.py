@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 from logins import add_user_with_token, use_token
 
-from casekb.config import PROJECT_ROOT, load_settings
+from casekb.config import PROJECT_ROOT, Settings, load_settings
 from indexer.api import Indexer, open_backend
 from kb.db import Database, migrate
 from kb.models import DisputeCase, ExemplarMark, Organisation, Party
@@ -83,20 +83,30 @@ def _settings(home, **overrides):
                          **overrides)
 
 
-@pytest.fixture(scope="module")
-def library(tmp_path_factory):
-    """Settings and case ids of a small indexed library."""
-    settings = _settings(tmp_path_factory.mktemp("web"))
+#: a city with two counties; tests that need a township add it
+ORGANISATIONS = (
+    dict(id=1, name="温州市人民调解委员会", level="city", path="/1/"),
+    dict(id=2, name="鹿城区人民调解委员会", level="county", parent_id=1, path="/1/2/"),
+    dict(id=3, name="瓯海区人民调解委员会", level="county", parent_id=1, path="/1/3/"),
+)
+
+
+def build_library(home, organisations=ORGANISATIONS) -> tuple[Settings, Database, list[int]]:
+    """A migrated SQLite library under `home` with these organisations and CASES, indexed."""
+    settings = _settings(home)
     db = Database(settings.database_url)
     migrate(db.engine)
     with db.transaction() as session:
-        session.add_all([
-            Organisation(id=1, name="温州市人民调解委员会", level="city", path="/1/"),
-            Organisation(id=2, name="鹿城区人民调解委员会", level="county", parent_id=1, path="/1/2/"),
-            Organisation(id=3, name="瓯海区人民调解委员会", level="county", parent_id=1, path="/1/3/"),
-        ])
+        session.add_all([Organisation(**org) for org in organisations])
     ids = _add_cases(db, CASES)
     Indexer(db, open_backend(settings)).drain()
+    return settings, db, ids
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory):
+    """Settings and case ids of a small indexed library."""
+    settings, db, ids = build_library(tmp_path_factory.mktemp("web"))
     token = add_user_with_token(db, "manager", "manager")
     db.dispose()
     return settings, ids, token
