@@ -21,7 +21,7 @@ from corpus.importer import ImportRejected, import_file
 from corpus.readers import ImportFileError
 from indexer.api import Indexer, encoder_factory, open_backend
 from indexer.backend_common import IndexWriteError
-from indexer.query import MODES, Filters, SearchQuery
+from indexer.query import MODES, Filters, SearchQuery, default_mode
 from indexer.semantic import SemanticUnavailable
 from kb.accounts import ROLES, User, add_user, issue_token
 from kb.db import Database, migrate
@@ -102,8 +102,11 @@ def import_(ctx: Context, files: tuple[Path, ...], skip_invalid: bool, encoding:
             continue
         for error in report.rejected:
             click.secho(f"skipped: {error}", fg="yellow", err=True)
+        for external_id, first in report.duplicates:
+            click.secho(f"duplicate: {path}, case {external_id} has the same text as case {first}; "
+                        "search shows only the earlier one", fg="yellow", err=True)
         click.echo(f"{path}: {report.rows} rows, {report.created} new, {report.updated} updated, "
-                   f"{report.unchanged} unchanged, {len(report.rejected)} rejected"
+                   f"{report.unchanged} unchanged, {len(report.rejected)} rejected, {len(report.duplicates)} duplicates"
                    + (f" (see {report.rejects_file})" if report.rejects_file else ""))
     if not no_index:
         _drain(ctx)
@@ -211,7 +214,7 @@ def search(ctx: Context, text, filter_fields, mode, sort, page, size, as_json) -
     """Search cases: `casekb search "邻居 楼上 漏水" --category 邻里`."""
     filters = Filters(**filter_fields)
     backend = open_backend(ctx.settings)
-    mode = mode or ("hybrid" if backend.encoder_factory else "keyword")
+    mode = mode or default_mode(backend.modes())
     try:
         result = backend.search(SearchQuery(text=text, mode=mode, filters=filters, sort=sort, page=page, size=size))
     except SemanticUnavailable as exc:
@@ -238,33 +241,73 @@ def search(ctx: Context, text, filter_fields, mode, sort, page, size, as_json) -
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--threads", default=8, show_default=True, type=int)
+@click.option("--indexer/--no-indexer", default=True, show_default=True,
+              help="Also keep the index current in a background thread (--no-indexer: `casekb worker` does).")
 @pass_context
-def serve(ctx: Context, host: str, port: int, threads: int) -> None:
+def serve(ctx: Context, host: str, port: int, threads: int, indexer: bool) -> None:
     """Serve the web UI and the JSON API (with a background indexer draining the outbox)."""
     import waitress
 
     from search_api.app import create_app
 
     ctx.db
-    app = create_app(ctx.settings, start_indexer=True)
+    app = create_app(ctx.settings, start_indexer=indexer)
     click.echo(f"casekb is serving on http://{host}:{port}/  (Ctrl-C stops it)")
     waitress.serve(app, host=host, port=port, threads=threads, ident="casekb")
 
 
 @main.command()
-@click.option("--queries", default=200, show_default=True, type=click.IntRange(min=10))
-@click.option("--category", default=None, help="Also measure with this category filter.")
 @pass_context
-def bench(ctx: Context, queries: int, category: str | None) -> None:
-    """Keyword search latency (p50/p95/p99) on the current index."""
-    from casekb.bench import measure, sample_queries
+def worker(ctx: Context) -> None:
+    """Keep the index current without serving: drain the outbox and embed new and changed cases,
+    polling every few seconds, until stopped (the indexer process of deploy/)."""
+    import logging
 
-    backend = open_backend(ctx.settings)
-    texts = sample_queries(ctx.db, queries)
-    click.echo(f"index: {backend.document_count()} cases")
-    click.echo(f"keyword, no filter: {measure(backend, texts)}")
-    if category:
-        click.echo(f"keyword, category={category}: {measure(backend, texts, Filters(categories=(category,)))}")
+    from search_api.ext import CaseKB
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    kb = CaseKB(ctx.settings, ctx.db, open_backend(ctx.settings))
+    click.echo(f"casekb worker: keeping the {kb.backend.name} index current (Ctrl-C or SIGTERM stops it)")
+    kb.start_indexer().join()
+
+
+@main.command()
+@click.option("--size", default=10_000, show_default=True, type=click.IntRange(min=100),
+              help="Cases in the generated corpus (10000, 100000; 1000000 is supported but takes hours).")
+@click.option("--queries", default=500, show_default=True, type=click.IntRange(min=20))
+@click.option("--concurrency", default=8, show_default=True, type=click.IntRange(min=1),
+              help="Client threads of the concurrent runs.")
+@click.option("--es/--no-es", "elasticsearch", default=True, show_default=True,
+              help="Also compare with Elasticsearch (CASEKB_ES_URL, else a noida-db started here: slow when large).")
+@click.option("--embed-sample", default=16, show_default=True, type=click.IntRange(min=1),
+              help="Cases embedded with the real model to measure embedding throughput.")
+@click.option("--slow-queries", default=100, show_default=True, type=click.IntRange(min=10),
+              help="rank_bm25 and a noida-db Elasticsearch get at most this many of the queries.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Where results.json, report.md and the plots go (default bench/results in the checkout).")
+@pass_context
+def bench(ctx: Context, size, queries, concurrency, elasticsearch, embed_sample, slow_queries, out) -> None:
+    """Benchmark on a generated corpus under $CASEKB_HOME/bench/SIZE: build speed, memory, query latency of
+    casekb against rank_bm25, SQLite FTS5, Elasticsearch and the raw engines."""
+    from casekb.benchmark.figures import add_ratios, targets
+    from casekb.benchmark.output import print_tables, write_outputs
+    from casekb.benchmark.run import BenchOptions, run_benchmark
+    from casekb.config import PROJECT_ROOT
+
+    options = BenchOptions(size=size, queries=queries, concurrency=concurrency, elasticsearch=elasticsearch,
+                           embed_sample=embed_sample, slow_queries=slow_queries)
+    command = (f"casekb bench --size {size} --queries {queries} --concurrency {concurrency} "
+               f"--embed-sample {embed_sample} --slow-queries {slow_queries}" + ("" if elasticsearch else " --no-es"))
+    out = out or PROJECT_ROOT / "bench" / "results"
+
+    def write(result: dict) -> dict:
+        add_ratios(result)
+        result["targets"] = targets(result)
+        return write_outputs(result, out, command)
+
+    result = run_benchmark(ctx.settings, options, click.echo, write)
+    print_tables(result, console if console.is_terminal else Console(width=160))  # a log keeps whole rows
+    click.echo(f"written: {', '.join(str(p) for p in write(result).values())}")
 
 
 @main.command(name="eval")
@@ -280,7 +323,8 @@ def bench(ctx: Context, queries: int, category: str | None) -> None:
               help="Where the JSON report goes (default $CASEKB_HOME/eval/eval-<time>.json).")
 @pass_context
 def eval_(ctx: Context, triplet_files, rerank, labelled_queries, limit, json_out) -> None:
-    """Search quality per mode: SCM triplets, leave-one-out same cause, reranking sets, labelled queries."""
+    """Search quality per mode: SCM triplets, leave-one-out same cause, reranking sets, labelled queries;
+    and case-to-case similarity ("similar", more like this) on the triplets and leave-one-out."""
     import tempfile
     import time
 
@@ -299,7 +343,7 @@ def eval_(ctx: Context, triplet_files, rerank, labelled_queries, limit, json_out
     started = time.perf_counter()
     (settings.home / "eval").mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=settings.home / "eval") as work:
-        report = evaluate(request, Path(work), segmenter_for(settings.legal_terms), factory() if factory else None,
+        report = evaluate(request, Path(work), segmenter_for(settings.legal_terms, settings.segmenter), factory() if factory else None,
                           library if library.document_count() else None, click.echo)
     for table in report_tables(report):
         console.print(table)

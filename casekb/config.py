@@ -42,6 +42,10 @@ class Settings:
     #: Sentence-transformers folder of the embedding model; None: multilingual-e5-small, converted
     #: by `casekb model install` into `home/models/` (CASEKB_EMBEDDING_MODEL names any other).
     embedding_model: Path | None = None
+    #: Torch threads for embedding; None: one per CPU core this process may use.
+    embedding_threads: int | None = None
+    #: "auto" (bf16 where the CPU does it natively, else fp32), "fp32" or "bf16".
+    embedding_precision: str = "auto"
     #: Search backend: "embedded" (tantivy files under `home`) or "elasticsearch" (a cluster at es_url).
     backend: str = "embedded"
     #: Elasticsearch 8 address, e.g. https://search.example:9200.
@@ -54,6 +58,8 @@ class Settings:
     es_ca_certs: Path | None = None
     #: Alias searched and written; each generation is an index named `<alias>-<generation>`.
     es_index: str = "casekb-cases"
+    #: Chinese word segmenter: "rjieba" (Rust port of jieba) or "jieba"; both give the same words.
+    segmenter: str = "rjieba"
 
     @property
     def index_dir(self) -> Path:
@@ -77,6 +83,8 @@ class Settings:
         return self.shared_data / "cases_demo.jsonl"
 
 
+SEGMENTERS = ("rjieba", "jieba")
+
 ELASTICSEARCH_ENV = {"backend": "CASEKB_BACKEND", "es_url": "CASEKB_ES_URL", "es_api_key": "CASEKB_ES_API_KEY",
                     "es_username": "CASEKB_ES_USERNAME", "es_password": "CASEKB_ES_PASSWORD",
                     "es_ca_certs": "CASEKB_ES_CA_CERTS", "es_index": "CASEKB_ES_INDEX"}
@@ -92,6 +100,16 @@ def _elasticsearch_env(env) -> dict:
     return found
 
 
+def _segmenter_env(env) -> dict:
+    """The segmenter named by CASEKB_SEGMENTER, if it is set."""
+    engine = env.get("CASEKB_SEGMENTER")
+    if not engine:
+        return {}
+    if engine not in SEGMENTERS:
+        raise ValueError(f"CASEKB_SEGMENTER must be one of {', '.join(SEGMENTERS)}, not {engine!r}")
+    return {"segmenter": engine}
+
+
 def load_settings(**overrides) -> Settings:
     """Settings from the environment, with explicit keyword overrides winning."""
     env = os.environ
@@ -104,6 +122,13 @@ def load_settings(**overrides) -> Settings:
     categories = overrides.pop("categories", None) or _read_categories(env.get("CASEKB_CATEGORIES_FILE"))
     if "embedding_model" not in overrides and env.get("CASEKB_EMBEDDING_MODEL"):
         overrides["embedding_model"] = Path(env["CASEKB_EMBEDDING_MODEL"]).resolve()
-    overrides = {**_elasticsearch_env(env), **overrides}
+    if "embedding_threads" not in overrides and env.get("CASEKB_EMBEDDING_THREADS"):
+        overrides["embedding_threads"] = int(env["CASEKB_EMBEDDING_THREADS"])
+    if "embedding_precision" not in overrides and env.get("CASEKB_EMBEDDING_PRECISION"):
+        overrides["embedding_precision"] = env["CASEKB_EMBEDDING_PRECISION"]
+    overrides = {**_elasticsearch_env(env), **_segmenter_env(env), **overrides}
+    if overrides.get("embedding_precision", "auto") not in ("auto", "fp32", "bf16"):
+        raise ValueError(f"CASEKB_EMBEDDING_PRECISION must be auto, fp32 or bf16, "
+                         f"not {overrides['embedding_precision']!r}")
     return Settings(home=home, database_url=database_url, shared_data=shared,
                     categories=tuple(categories), **overrides)

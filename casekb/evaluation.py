@@ -1,9 +1,14 @@
-"""`casekb eval`: search quality per mode, measured through the library's own search backend.
+"""`casekb eval`: search quality per mode, measured through the library's own search backend,
+and the quality of case-to-case similarity ("more like this").
 
-Every figure comes from `EmbeddedBackend.search` on an index built the way `casekb index`
-builds one (same segmenter, BM25 field boosts, passages, vectors and fusion), with a case's
-whole text as the query. Each query is put in a dev or a held-out half by a hash of its key, so
-a tuning choice made on one half can be checked on the other.
+The keyword, semantic and hybrid figures come from `EmbeddedBackend.search` on an index built the
+way `casekb index` builds one (same segmenter, BM25 field boosts, passages, vectors and fusion),
+with a case's whole text as the query. The `similar` figures come from more like this as the
+product runs it (`indexer.more_like_this.more_like_this`: the backend's candidates, reranked by
+`indexer.similarity.CaseSimilarity`) on the same index, on the case-to-case sets only (triplets and
+leave-one-out), each query case judged by its text alone: its title and cause are what is measured.
+Each query is put in a dev or a held-out half by a hash of its key, so a tuning choice made on one
+half can be checked on the other.
 """
 from __future__ import annotations
 
@@ -23,19 +28,25 @@ from indexer.documents import IndexDocument
 from indexer.embedded import SEMANTIC_DEPTH, EmbeddedBackend
 from indexer.embeddings import Encoder
 from indexer.masking import mask_personal_data
+from indexer.more_like_this import CANDIDATES, LikeCase, more_like_this
 from indexer.query import Hit, SearchQuery
 from indexer.semantic import document_hash, passage_inputs
+from indexer.similarity import CaseSimilarity
 from indexer.text import Segmenter
 from indexer.vectors import VectorIndex
 
 K = 10
 HALVES = ("dev", "held-out")
+#: case-to-case similarity, measured beside the search modes on the sets whose queries are cases
+SIMILAR = "similar"
 #: The leave-one-out corpus: the demo's CJRC rows (188 causes), as in shared/data's baseline.
 LOO_SOURCE = "CAIL2019-CJRC"
 # Quotes in a case text would turn its quoted parts into required exact phrases.
 _QUOTES = re.compile(r'["“”「」『』]')
 
 Scores = list[tuple[str, dict[str, float]]]
+Ranker = Callable[[str], list[int]]
+"""A case text -> the numbers (from 1) of the indexed cases, best first."""
 
 
 # -- metrics -------------------------------------------------------------------------------
@@ -140,24 +151,38 @@ def search_hits(backend: EmbeddedBackend, text: str, mode: str, size: int) -> li
     return backend.search(SearchQuery(text=_QUOTES.sub("", text), mode=mode, facets=(), size=size)).hits
 
 
+def search_ranker(backend: EmbeddedBackend, mode: str, size: int) -> Ranker:
+    return lambda text: [hit.case_id for hit in search_hits(backend, text, mode, size)]
+
+
+def similar_ranker(backend: EmbeddedBackend, similarity: CaseSimilarity, cases: Sequence[EvalCase],
+                   size: int) -> Ranker:
+    """More like this for the indexed case with the query's text, judged by that text alone (no title,
+    so no cause); the case itself is never returned."""
+    number = {}
+    for i, case in enumerate(cases, 1):
+        number.setdefault(case.text, i)
+    return lambda text: [hit.case_id for hit in more_like_this(
+        backend, LikeCase(number[text], text), size, similarity=similarity).hits]
+
+
 # -- the four evaluations --------------------------------------------------------------------
 def read_jsonl(path: Path, limit: int | None = None) -> list[dict]:
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     return rows[:limit]
 
 
-def triplet_scores(rows: list[dict], backend: EmbeddedBackend, texts: list[str], mode: str) -> Scores:
-    """Per triplet, 1 when B ranks above C in a search with A's text over all the triplets' texts."""
+def triplet_scores(rows: list[dict], rank: Ranker, texts: list[str]) -> Scores:
+    """Per triplet, 1 when B ranks above C in a ranking for A's text over all the triplets' texts."""
     case_of = {text: i for i, text in enumerate(texts, 1)}
     positions: dict[str, dict[int, int]] = {}
     scores = []
     for row in rows:
         if row["A"] not in positions:
-            hits = search_hits(backend, row["A"], mode, min(len(texts), SEMANTIC_DEPTH))
-            positions[row["A"]] = {hit.case_id: rank for rank, hit in enumerate(hits)}
+            positions[row["A"]] = {case_id: place for place, case_id in enumerate(rank(row["A"]))}
         # a text missing from the ranking ranks below every text in it
-        rank = positions[row["A"]]
-        b, c = (-rank.get(case_of[row[name]], math.inf) for name in ("B", "C"))
+        position = positions[row["A"]]
+        b, c = (-position.get(case_of[row[name]], math.inf) for name in ("B", "C"))
         scores.append((str(row["id"]), {"accuracy": triplet_accuracy([(b, c)])}))
     return scores
 
@@ -173,7 +198,7 @@ def loo_cases(demo_file: Path, limit: int | None = None) -> list[EvalCase]:
                      row["category"]) for row in rows]
 
 
-def leave_one_out_scores(cases: Sequence[EvalCase], backend: EmbeddedBackend, mode: str) -> Scores:
+def leave_one_out_scores(cases: Sequence[EvalCase], rank: Ranker) -> Scores:
     """Each case's text as the query, itself left out; relevant: the other cases of its cause."""
     by_cause: dict[str, set[int]] = defaultdict(set)
     for i, case in enumerate(cases, 1):
@@ -183,7 +208,7 @@ def leave_one_out_scores(cases: Sequence[EvalCase], backend: EmbeddedBackend, mo
         relevant = by_cause[case.cause] - {i}
         if not relevant:
             continue  # a cause seen once has nothing to find
-        ranked = [hit.case_id for hit in search_hits(backend, case.text, mode, K + 1) if hit.case_id != i][:K]
+        ranked = [case_id for case_id in rank(case.text) if case_id != i][:K]
         scores.append((case.key, {"P@10": precision_at_k(ranked, relevant), "MRR@10": reciprocal_rank_at_k(
             ranked, relevant), "nDCG@10": ndcg_at_k(ranked, relevant)}))
     return scores
@@ -231,22 +256,31 @@ Report = dict[str, dict[str, dict[str, dict[str, float]]]]
 
 def evaluate(request: EvalRequest, work: Path, segmenter: Segmenter, encoder: Encoder | None,
              library: EmbeddedBackend | None = None, say: Callable[[str], None] = lambda _: None) -> Report:
-    """Every evaluation the request asks for, in every mode the encoder allows."""
+    """Every evaluation the request asks for, in every mode the encoder allows, and case-to-case
+    similarity on the triplets and leave-one-out when there is an encoder."""
     modes = ("keyword", "semantic", "hybrid") if encoder is not None else ("keyword",)
+    similarity = CaseSimilarity(encoder, segmenter) if encoder is not None else None
     report: Report = {}
     for path in request.triplets:
         rows = read_jsonl(path, request.limit)
         say(f"triplets {path.name}: {len(rows)} triplets")
         texts = triplet_cases(rows)
-        backend = build_backend([EvalCase(str(i), t) for i, t in enumerate(texts, 1)], work / path.stem,
-                                segmenter, encoder)
-        report[f"triplets {path.stem}"] = {mode: summarise(triplet_scores(rows, backend, texts, mode))
-                                           for mode in modes}
+        cases = [EvalCase(str(i), t) for i, t in enumerate(texts, 1)]
+        backend = build_backend(cases, work / path.stem, segmenter, encoder)
+        depth = min(len(texts), SEMANTIC_DEPTH)
+        rankers = {mode: search_ranker(backend, mode, depth) for mode in modes}
+        if similarity:
+            rankers[SIMILAR] = similar_ranker(backend, similarity, cases, min(len(texts), CANDIDATES))
+        report[f"triplets {path.stem}"] = {mode: summarise(triplet_scores(rows, rank, texts))
+                                           for mode, rank in rankers.items()}
     cases = loo_cases(request.demo_cases, request.limit)
     say(f"leave-one-out: {len(cases)} demo cases ({LOO_SOURCE})")
     backend = build_backend(cases, work / "leave-one-out", segmenter, encoder)
-    report["leave-one-out same cause"] = {mode: summarise(leave_one_out_scores(cases, backend, mode))
-                                          for mode in modes}
+    rankers = {mode: search_ranker(backend, mode, K + 1) for mode in modes}
+    if similarity:
+        rankers[SIMILAR] = similar_ranker(backend, similarity, cases, K + 1)
+    report["leave-one-out same cause"] = {mode: summarise(leave_one_out_scores(cases, rank))
+                                          for mode, rank in rankers.items()}
     if request.rerank:
         say(f"reranking sets {request.rerank.name}")
         scores = rerank_scores(read_jsonl(request.rerank, request.limit), work, segmenter, encoder, modes)

@@ -12,7 +12,9 @@ from rich.console import Console
 from rich.table import Table
 
 from casekb.filter_options import DATE, case_filter_options
-from kb.statistics import (DIMENSIONS, StatsFilter, case_measures, database_sizes, personnel, refresh_if_stale,
+from kb.filters import Filters
+from kb.statistics import (DIMENSIONS, LINKED_DATABASES, LINKED_DIMENSIONS, ORGANISATION_DIMENSIONS, case_measures,
+                           database_sizes, linked_counts, organisation_structure, personnel, refresh_if_stale,
                            refresh_summary)
 
 console = Console()
@@ -38,21 +40,18 @@ def stats(click_ctx: click.Context, by, filter_fields, parent, as_of, time_limit
     """Case measures: `casekb stats --by region --by category --from 2025-01-01 --xlsx out.xlsx`."""
     if click_ctx.invoked_subcommand:
         return
-    from casekb.stats_export import table, to_csv, to_xlsx
+    from casekb.stats_export import table
 
-    filters = StatsFilter(**filter_fields)
+    filters = Filters(**filter_fields)
     _refresh_if_stale(click_ctx.obj.db)
     with click_ctx.obj.db.sessions() as session:
         rows = case_measures(session, filters, by, parent=parent or filters.organisation_id, as_of=_day(as_of),
                              time_limit_days=time_limit)
-    if csv_file:
-        csv_file.write_text("\ufeff" + to_csv(rows, by), encoding="utf-8")
-    if xlsx_file:
-        xlsx_file.write_bytes(to_xlsx(rows, by))
+    header, body = table(rows, by)
+    _write_files(header, body, csv_file, xlsx_file)
     if as_json:
         click.echo(json.dumps([r.as_dict() for r in rows], ensure_ascii=False, indent=2))
         return
-    header, body = table(rows, by)
     shown = list(by) + ["received", "closed", "success_rate", "unsuccessful", "average_duration_days",
                         "p90_duration_days", "overdue", "exemplars", "average_review_score", "average_satisfaction"]
     view = Table(title=f"{len(rows)} rows")
@@ -73,13 +72,57 @@ def _refresh_if_stale(db) -> None:
         click.echo(f"stale summary rebuilt: {rows} rows in {time.perf_counter() - started:.1f} s", err=True)
 
 
+def _write_files(header: list[str], body: list[list], csv_file: Path | None, xlsx_file: Path | None) -> None:
+    from casekb.stats_export import to_csv, to_xlsx
+
+    if csv_file:
+        csv_file.write_text("\ufeff" + to_csv(header, body), encoding="utf-8")
+    if xlsx_file:
+        xlsx_file.write_bytes(to_xlsx(header, body))
+
+
 @stats.command(name="databases")
+@click.argument("database", required=False, type=click.Choice(list(LINKED_DATABASES) + ["organisations"]))
+@click.option("--by", multiple=True, type=click.Choice(tuple(dict.fromkeys(LINKED_DIMENSIONS + ORGANISATION_DIMENSIONS))),
+              help="Slice by (repeat for a cross table; organisations: one of organisation, level).")
+@case_filter_options
+@click.option("--parent", type=int, help="With --by organisation: the children of this organisation.")
+@click.option("--csv", "csv_file", type=click.Path(dir_okay=False, path_type=Path), help="Write CSV here.")
+@click.option("--xlsx", "xlsx_file", type=click.Path(dir_okay=False, path_type=Path), help="Write XLSX here.")
 @click.pass_obj
-def databases(ctx) -> None:
-    """Rows in each of the nine databases, and mediators and experts by structure."""
+def databases(ctx, database, by, filter_fields, parent, csv_file, xlsx_file) -> None:
+    """Without DATABASE: rows in each of the nine databases, mediators and experts by structure. With one:
+    its rows sliced by their cases (filters apply to the cases) and its own kind (parties: role; organisations:
+    by subtree or level, with their mediators and cases), e.g. `casekb stats databases parties --by role`."""
+    from casekb.stats_export import count_table
+
     with ctx.db.sessions() as session:
-        click.echo(json.dumps({"databases": database_sizes(session), "personnel": personnel(session).as_dict()},
-                              ensure_ascii=False, indent=2))
+        if database is None:
+            if by or parent or csv_file or xlsx_file or Filters(**filter_fields).active():
+                raise click.UsageError("slicing, filters and files need a DATABASE, e.g. `stats databases parties`")
+            click.echo(json.dumps({"databases": database_sizes(session), "personnel": personnel(session).as_dict()},
+                                  ensure_ascii=False, indent=2))
+            return
+        filters = Filters(**filter_fields)
+        parent = parent or filters.organisation_id
+        try:
+            if database == "organisations":
+                if len(by) > 1:
+                    raise ValueError("organisations are sliced by one dimension at a time")
+                by = by or ("organisation",)
+                rows = organisation_structure(session, filters, by[0], parent)
+            else:
+                rows = linked_counts(session, database, filters, by, parent)
+        except ValueError as error:
+            raise click.BadParameter(str(error), param_hint="--by") from None
+    header, body = count_table(rows, by)
+    _write_files(header, body, csv_file, xlsx_file)
+    view = Table(title=f"{database}: {len(rows)} rows")
+    for column in header:
+        view.add_column(column)
+    for row in body:
+        view.add_row(*("" if value is None else str(value) for value in row))
+    console.print(view)
 
 
 @stats.command(name="refresh")
@@ -102,7 +145,7 @@ def bench(ctx, records: int, repeats: int, database_url: str | None, seed: int) 
     """Generate deterministic synthetic records into a separate database and time every dashboard query."""
     from sqlalchemy import func, select
 
-    from casekb.stats_bench import measure
+    from casekb.stats_bench import give_amounts, measure
     from corpus.synthetic_records import generate
     from kb.db import Database, migrate
     from kb.models import DisputeCase
@@ -118,6 +161,7 @@ def bench(ctx, records: int, repeats: int, database_url: str | None, seed: int) 
         click.echo(f"generated {records} records in {time.perf_counter() - started:.1f} s")
     elif present != records:
         raise click.ClickException(f"{url} holds {present} records, not {records}; give an empty database")
+    give_amounts(db)
     started = time.perf_counter()
     with db.transaction() as session:
         rows = refresh_summary(session)

@@ -7,15 +7,18 @@ from pathlib import Path
 
 from pydantic import ValidationError
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from tqdm import tqdm
 
 from casekb.config import Settings
 from corpus.readers import RowProblem, read_rows
 from corpus.schema import CaseRow
 from kb.db import Database
+from kb.duplicates import duplicates_among
 from kb.models import DisputeCase
 
-LOOKUP_CHUNK = 500
+#: Rows looked up, written and then let go of together (the whole file is still one transaction).
+CHUNK_ROWS = 1000
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,8 @@ class ImportReport:
     unchanged: int = 0
     rejected: list[RowError] = field(default_factory=list)
     rejects_file: Path | None = None
+    #: (external id, external id of the earlier record with the same text) for each duplicate imported
+    duplicates: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def imported(self) -> bool:
@@ -94,6 +99,24 @@ def _write_rejects(path: Path, report: ImportReport) -> Path:
     return target
 
 
+def _upsert(session: Session, rows: list[CaseRow], report: ImportReport) -> None:
+    """Add new cases and update existing ones (by external id), counting each in the report."""
+    existing = {case.external_id: case for case in session.scalars(
+        select(DisputeCase).where(DisputeCase.external_id.in_([row.id for row in rows])))}
+    for row in rows:
+        case = existing.get(row.id)
+        if case is None:
+            session.add(DisputeCase(**row.case_fields()))
+            report.created += 1
+            continue
+        for name, value in row.case_fields().items():
+            setattr(case, name, value)
+        if session.is_modified(case):
+            report.updated += 1
+        else:
+            report.unchanged += 1
+
+
 def import_file(db: Database, settings: Settings, path: Path, skip_invalid: bool = False,
                 encoding: str = "utf-8-sig", progress: bool = False) -> ImportReport:
     """Upsert a file's cases by external id, in one transaction.
@@ -105,24 +128,16 @@ def import_file(db: Database, settings: Settings, path: Path, skip_invalid: bool
     rows, report = validate_file(path, settings, encoding, progress)
     if report.rejected and not skip_invalid:
         raise ImportRejected(report)
-    with db.transaction() as session:
-        existing = {}
-        for start in range(0, len(rows), LOOKUP_CHUNK):
-            ids = [row.id for row in rows[start:start + LOOKUP_CHUNK]]
-            existing.update((c.external_id, c) for c in session.scalars(
-                select(DisputeCase).where(DisputeCase.external_id.in_(ids))))
-        for row in tqdm(rows, desc=f"importing {path.name}", unit=" cases", disable=not progress):
-            case = existing.get(row.id)
-            if case is None:
-                session.add(DisputeCase(**row.case_fields()))
-                report.created += 1
-                continue
-            for name, value in row.case_fields().items():
-                setattr(case, name, value)
-            if session.is_modified(case):
-                report.updated += 1
-            else:
-                report.unchanged += 1
+    with db.transaction() as session, tqdm(total=len(rows), desc=f"importing {path.name}", unit=" cases",
+                                            disable=not progress) as bar:
+        for start in range(0, len(rows), CHUNK_ROWS):
+            chunk = rows[start:start + CHUNK_ROWS]
+            _upsert(session, chunk, report)
+            # Still one transaction; flushing chunk by chunk keeps memory flat for large files.
+            session.flush()
+            session.expunge_all()
+            bar.update(len(chunk))
+        report.duplicates = duplicates_among(session, [row.id for row in rows])
     if report.rejected:
         report.rejects_file = _write_rejects(path, report)
     return report

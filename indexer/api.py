@@ -12,13 +12,18 @@ from indexer.documents import IndexDocument, document_for
 from indexer.elasticsearch_backend import ElasticsearchBackend, client_for
 from indexer.embedded import EmbeddedBackend
 from indexer.embeddings import Encoder
-from indexer.semantic import passage_inputs
-from indexer.vectors import VectorIndex
+from indexer.semantic import document_hash, passage_inputs
 from indexer.text import segmenter_for
 from kb.db import Database
+from kb.duplicates import duplicate_groups
 from kb.models import DisputeCase, IndexTask
 
 Progress = Callable[[int], None]
+#: Cases per index commit when draining the outbox: a commit costs about as much as indexing a few
+#: hundred cases, and fewer commits leave fewer segments to merge.
+COMMIT_CASES = 5000
+#: Ids per IN (...) list in one statement.
+LOOKUP_CHUNK = 5000
 Backend = EmbeddedBackend | ElasticsearchBackend
 
 
@@ -27,14 +32,16 @@ def encoder_factory(settings: Settings) -> Callable[[], Encoder] | None:
     folder = settings.embedding_model_dir
     if not (folder / "modules.json").is_file():
         return None
-    return lambda: Encoder(folder, settings.home / "embeddings.sqlite3")
+    return lambda: Encoder(folder, settings.home / "embeddings.sqlite3", threads=settings.embedding_threads,
+                           precision=settings.embedding_precision)
 
 
 def open_backend(settings: Settings) -> Backend:
     """The configured search backend."""
-    segmenter = segmenter_for(settings.legal_terms)
+    segmenter = segmenter_for(settings.legal_terms, settings.segmenter)
     if settings.backend == "elasticsearch":
-        return ElasticsearchBackend(client_for(settings), settings.es_index, segmenter)
+        return ElasticsearchBackend(client_for(settings), settings.es_index, segmenter,
+                                    encoder_factory(settings))
     return EmbeddedBackend(settings.index_dir, segmenter, encoder_factory(settings))
 
 
@@ -42,8 +49,9 @@ def _load_documents(session: Session, case_ids: list[int]) -> list[IndexDocument
     cases = session.scalars(
         select(DisputeCase).where(DisputeCase.id.in_(case_ids))
         .options(selectinload(DisputeCase.parties), joinedload(DisputeCase.exemplar),
-                 joinedload(DisputeCase.organisation))).unique()
-    return [document_for(case) for case in cases]
+                 joinedload(DisputeCase.organisation))).unique().all()
+    groups = duplicate_groups(session, {case.fingerprint for case in cases if case.fingerprint})
+    return [document_for(case, groups.get(case.fingerprint)) for case in cases]
 
 
 def _write(writer, docs: list[IndexDocument], gone: list[int]) -> IndexWriteError | None:
@@ -70,39 +78,59 @@ class Indexer:
         with self.db.sessions() as session:
             return session.scalar(select(func.count()).select_from(IndexTask))
 
-    def _next_batch(self, session: Session) -> tuple[list[int], list[int]]:
-        """Up to batch_size distinct cases from the oldest tasks, and the ids of those tasks."""
+    def _next_batch(self, session: Session, cases: int) -> tuple[list[int], list[int]]:
+        """Up to `cases` distinct cases from the oldest tasks, and the ids of those tasks."""
         rows = session.execute(select(IndexTask.id, IndexTask.entity_id).order_by(IndexTask.id)
-                               .limit(self.batch_size * 20)).all()
+                               .limit(cases * 20)).all()
         case_ids: dict[int, None] = {}
         task_ids = []
         for task_id, case_id in rows:
-            if case_id not in case_ids and len(case_ids) == self.batch_size:
+            if case_id not in case_ids and len(case_ids) == cases:
                 continue
             case_ids[case_id] = None
             task_ids.append(task_id)
         return sorted(case_ids), task_ids
 
     def drain(self, progress: Progress | None = None) -> int:
-        """Index every queued change, batch by batch; returns how many cases were (re)indexed."""
+        """Index every queued change, commit by commit (up to COMMIT_CASES cases each, read from the
+        database batch_size at a time); returns how many cases were (re)indexed. One index writer
+        serves all commits. An index written by an older casekb is rebuilt instead."""
+        if self.backend.outdated():
+            return self.reindex(progress)
         done = 0
-        while True:
-            with self.backend.writer() as writer, self.db.sessions() as session:
-                case_ids, task_ids = self._next_batch(session)
+        with self.backend.writer() as writer:
+            while True:
+                with self.db.sessions() as session:
+                    case_ids, task_ids = self._next_batch(session, max(COMMIT_CASES, self.batch_size))
                 if not case_ids:
                     return done
-                docs = _load_documents(session, case_ids)
-                failed = _write(writer, docs, sorted(set(case_ids) - {doc.case_id for doc in docs}))
-            # Only the tasks that were read go, and only after the index committed: a crash in
-            # between re-indexes, a change queued meanwhile stays queued, and so do failed cases.
-            with self.db.transaction() as session:
-                session.execute(delete(IndexTask).where(
-                    IndexTask.id.in_(task_ids), IndexTask.entity_id.not_in(failed.case_ids if failed else [])))
+                failed = self._write_cases(writer, case_ids)
+                writer.commit()
+                # Only the tasks that were read go, and only after the index committed: a crash in
+                # between re-indexes, a change queued meanwhile stays queued, and so do failed cases.
+                with self.db.transaction() as session:
+                    for start in range(0, len(task_ids), LOOKUP_CHUNK):
+                        session.execute(delete(IndexTask).where(
+                            IndexTask.id.in_(task_ids[start:start + LOOKUP_CHUNK]),
+                            IndexTask.entity_id.not_in(failed.case_ids if failed else [])))
+                if failed:
+                    raise failed
+                done += len(case_ids)
+                if progress:
+                    progress(len(case_ids))
+
+    def _write_cases(self, writer, case_ids: list[int]) -> IndexWriteError | None:
+        """Write these cases' documents (deleting those gone from the database), batch_size at a time."""
+        case_ids_failed, reasons = [], []
+        for start in range(0, len(case_ids), self.batch_size):
+            chunk = case_ids[start:start + self.batch_size]
+            with self.db.sessions() as session:
+                docs = _load_documents(session, chunk)
+            failed = _write(writer, docs, sorted(set(chunk) - {doc.case_id for doc in docs}))
             if failed:
-                raise failed
-            done += len(case_ids)
-            if progress:
-                progress(len(case_ids))
+                case_ids_failed += failed.case_ids
+                reasons += failed.reasons
+        return IndexWriteError(case_ids_failed, reasons) if case_ids_failed else None
 
     def _all_case_ids(self) -> Iterator[list[int]]:
         with self.db.sessions() as session:
@@ -118,7 +146,14 @@ class Indexer:
                 watermark = session.scalar(select(func.max(IndexTask.id))) or 0
             for chunk in self._all_case_ids():
                 with self.db.sessions() as session:
-                    writer.upsert(_load_documents(session, chunk))
+                    docs = _load_documents(session, chunk)
+                writer.upsert(docs)
+                # A case deleted after it was read can reach the new index after its deletion did
+                # (an indexer running meanwhile deletes from both): take such cases out again. One
+                # deleted after this look is already in the new index, where that deletion finds it.
+                with self.db.sessions() as session:
+                    kept = set(session.scalars(select(DisputeCase.id).where(DisputeCase.id.in_(chunk))))
+                writer.delete([doc.case_id for doc in docs if doc.case_id not in kept])
                 total += len(chunk)
                 if progress:
                     progress(len(chunk))
@@ -129,13 +164,12 @@ class Indexer:
     def embed(self, encoder: Encoder, progress: Progress | None = None, batch_cases: int = 64,
               limit: int | None = None) -> int:
         """Embed every indexed case whose text changed since its vectors were computed (or that has
-        none; at most `limit` cases), batch by batch; each batch is searchable once saved."""
+        none; at most `limit` cases), batch by batch; each batch is searchable once stored."""
         done = 0
         while limit is None or done < limit:
             # One look at the index per pass, not per batch; the next pass picks up what changed meanwhile.
             wanted = self.backend.text_hashes()
-            vectors = self.backend.vectors()
-            stored = vectors.text_hashes if vectors is not None and vectors.model == encoder.name else {}
+            stored = self.backend.vector_hashes(encoder.name)
             todo = sorted(case_id for case_id, digest in wanted.items() if stored.get(case_id) != digest)
             gone = [case_id for case_id in stored if case_id not in wanted]
             if not todo and not gone:
@@ -144,7 +178,7 @@ class Indexer:
             embedded = 0
             for start in range(0, max(len(todo), 1), batch_cases):
                 batch = todo[start:start + batch_cases]
-                embedded += self._embed_batch(encoder, batch, gone if start == 0 else [], wanted)
+                embedded += self._embed_batch(encoder, batch, gone if start == 0 else [])
                 done += len(batch)
                 if progress:
                     progress(len(batch))
@@ -152,22 +186,17 @@ class Indexer:
                 return done  # their texts left the index meanwhile; nothing more can be done now
         return done
 
-    def _embed_batch(self, encoder: Encoder, batch: list[int], gone: list[int], wanted: dict[int, int]) -> int:
-        """Embed some cases and drop others in the live vector file; returns how many were embedded."""
+    def _embed_batch(self, encoder: Encoder, batch: list[int], gone: list[int]) -> int:
+        """Embed some cases and drop the vectors of others; returns how many were embedded."""
         texts = self.backend.stored_texts(batch)
         inputs = {case_id: passage_inputs(*texts[case_id]) for case_id in batch if case_id in texts}
         flat = encoder.passages([p for passages in inputs.values() for p in passages])
-        with self.backend.write_lock():
-            path = self.backend.vectors_path()
-            current = VectorIndex.load(path) if path.exists() else None
-            if current is None or current.model != encoder.name:
-                current = VectorIndex.create(encoder.dim, encoder.name, expected_passages=len(wanted) * 3)
-            current.remove_cases(gone)
-            offset = 0
-            for case_id, passages in inputs.items():
-                current.add_case(case_id, flat[offset:offset + len(passages)], wanted[case_id])
-                offset += len(passages)
-            current.save(path)
+        vectors, offset = {}, 0
+        for case_id, passages in inputs.items():
+            # The hash of the text actually embedded: a backend stores vectors only beside that text.
+            vectors[case_id] = (flat[offset:offset + len(passages)], document_hash(*texts[case_id]))
+            offset += len(passages)
+        self.backend.store_vectors(encoder.name, encoder.dim, vectors, gone)
         return len(inputs)
 
     def count_cases(self) -> int:

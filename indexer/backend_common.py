@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
+from collections import Counter
 from typing import Callable
 
 from indexer.documents import IndexDocument
@@ -14,6 +16,8 @@ from indexer.vectors import PassageMatch
 TITLE_BOOST = 2.0
 CAUSE_BOOST = 3.0
 FACET_SIZE = 50
+#: terms of a case that make up its "more like this" keyword query
+MORE_LIKE_THIS_TERMS = 25
 
 FILTER_LABELS = {
     "categories": "类别", "causes": "案由", "regions": "地区", "organisation_id": "调解组织",
@@ -34,12 +38,28 @@ class IndexWriteError(Exception):
 def analysed_fields(doc: IndexDocument, segmenter: Segmenter) -> dict[str, str]:
     """The searchable token fields, space-joined: the backends' whitespace analysers only split them."""
     text, title = normalise(doc.text), normalise(doc.title)
+    # Segmentation never crosses a line break, so the title is segmented once for both fields.
+    title_terms = segmenter.terms(title)
     return dict(
-        terms=" ".join(segmenter.terms(title + "\n" + text)),
-        title_terms=" ".join(segmenter.terms(title)),
+        terms=" ".join(title_terms + segmenter.terms(text)),
+        title_terms=" ".join(title_terms),
         cause_terms=" ".join(segmenter.terms(normalise(doc.cause))),
         chars=" ".join(char_tokens(title + "\n" + text)),
     )
+
+
+def distinctive_terms(terms: list[str], doc_freq: Callable[[str], int], total_docs: int,
+                      limit: int = MORE_LIKE_THIS_TERMS) -> list[tuple[str, float]]:
+    """A case's terms that say most about it and can find others: frequent in it, rare in the library
+    (tf × idf), found in at least one other case, not mere numbers; with weights, best first."""
+    counts = Counter(term for term in terms if len(term) > 1 and not term.isdigit())
+    weighted = []
+    for term, count in counts.items():
+        docs = doc_freq(term)
+        if 1 < docs < total_docs * 0.5:
+            weighted.append((term, count * math.log(1 + total_docs / docs)))
+    weighted.sort(key=lambda item: (-item[1], item[0]))
+    return weighted[:limit]
 
 
 def facet_filters(filters: Filters, facet: str) -> Filters:
@@ -71,7 +91,7 @@ def no_result_suggestions(parsed: ParsedQuery, filters: Filters, segmenter: Segm
 
 def build_hit(*, case_id: int, external_id: str, title: str, text: str, category: str, cause: str, region: str,
               outcome: str, received_on: dt.date | None, exemplar: bool, score: float, needles: tuple[str, ...],
-              passage: PassageMatch | None = None) -> Hit:
+              passage: PassageMatch | None = None, duplicates: int = 0) -> Hit:
     """A hit from a case's stored fields: snippet and matched terms computed on the masked text."""
     matched = matched_terms(needles, title, cause, text)
     best = ""
@@ -83,4 +103,4 @@ def build_hit(*, case_id: int, external_id: str, title: str, text: str, category
         case_id=case_id, external_id=external_id, title=title, score=float(score),
         snippet=best if best and not matched else snippet(text, needles), matched_terms=matched,
         best_passage=best, category=category, cause=cause, region=region, outcome=outcome,
-        received_on=received_on, exemplar=exemplar)
+        received_on=received_on, exemplar=exemplar, duplicates=duplicates)

@@ -5,6 +5,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from indexer.masking import mask_personal_data
+from kb.duplicates import DuplicateGroup
 from kb.models import DisputeCase
 
 
@@ -24,10 +25,15 @@ class IndexDocument:
     exemplar: bool
     received_on: dt.date | None
     amount: float | None
+    #: the record search shows instead of this one, when an earlier record has the same text; else 0
+    duplicate_of: int = 0
+    #: on the record shown: how many other records repeat its text (collapsed into it)
+    duplicates: int = 0
 
 
-def document_for(case: DisputeCase) -> IndexDocument:
-    """Build the document of a case; personal data is masked here, before any index sees it."""
+def document_for(case: DisputeCase, group: DuplicateGroup | None = None) -> IndexDocument:
+    """Build the document of a case (and its place in its duplicate group, if it has one); personal
+    data is masked here, before any index sees it."""
     names = [p.name for p in case.parties if p.kind == "person"]
     # Generated demo text (templated agreements) would match every query about agreements.
     extra = [getattr(case, name) for name in ("process", "agreement_terms") if name not in case.synthetic_fields]
@@ -46,4 +52,6 @@ def document_for(case: DisputeCase) -> IndexDocument:
         exemplar=case.exemplar is not None,
         received_on=case.received_on,
         amount=float(case.agreed_amount) if case.agreed_amount is not None else None,
+        duplicate_of=group.canonical_id if group and group.canonical_id != case.id else 0,
+        duplicates=group.size - 1 if group and group.canonical_id == case.id else 0,
     )

@@ -20,17 +20,22 @@ from typing import TYPE_CHECKING, Callable, Iterator
 import numpy as np
 import tantivy
 
-from indexer.backend_common import (CAUSE_BOOST, FACET_SIZE, TITLE_BOOST, analysed_fields, build_hit, facet_filters,
-                                    no_result_suggestions)
+from indexer.backend_common import (CAUSE_BOOST, FACET_SIZE, TITLE_BOOST, analysed_fields, build_hit,
+                                    distinctive_terms, facet_filters, no_result_suggestions)
 from indexer.documents import IndexDocument
+from indexer.more_like_this import LikeCase, more_like_this
 from indexer.query import MODES, FacetBucket, Filters, Hit, SearchQuery, SearchResult, Suggestion
-from indexer.semantic import SemanticUnavailable, best_per_case, document_hash, reciprocal_rank_fusion
+from indexer.semantic import (SEMANTIC_DEPTH, SemanticUnavailable, best_per_case, document_hash,
+                              reciprocal_rank_fusion)
 from indexer.vectors import PassageMatch, VectorIndex
-from indexer.text import ParsedQuery, Segmenter, char_tokens, parse_query
+from indexer.text import ParsedQuery, Segmenter, char_tokens, normalise, parse_query
 
 KEEP_OLD_GENERATIONS = 1
-#: Semantic and hybrid searches rank this many cases at most.
-SEMANTIC_DEPTH = 200
+#: the layout of the documents (see _schema); a generation of another format is rebuilt, not written to
+INDEX_FORMAT = "2"
+FORMAT_FILE = "FORMAT"
+#: Indexing memory of the tantivy writer, shared by its threads; a full heap becomes a segment.
+WRITER_HEAP_BYTES = 64_000_000
 VECTORS_FILE = "vectors.npz"
 
 if TYPE_CHECKING:
@@ -54,6 +59,8 @@ def _schema() -> tantivy.Schema:
     builder.add_integer_field("received_day", stored=True, indexed=True, fast=True)
     builder.add_float_field("amount", indexed=True, fast=True)
     builder.add_integer_field("text_hash", fast=True)
+    builder.add_integer_field("duplicate_of", indexed=True, fast=True)
+    builder.add_integer_field("duplicates", stored=True)
     return builder.build()
 
 
@@ -64,7 +71,7 @@ def _to_tantivy(doc: IndexDocument, segmenter: Segmenter) -> tantivy.Document:
         category=doc.category, cause=doc.cause, region=doc.region, outcome=doc.outcome,
         organisation=list(doc.organisation_ids), exemplar=doc.exemplar,
         received_day=doc.received_on.toordinal() if doc.received_on else -1,
-        text_hash=document_hash(doc.title, doc.text),
+        text_hash=document_hash(doc.title, doc.text), duplicate_of=doc.duplicate_of, duplicates=doc.duplicates,
     )
     if doc.amount is not None:
         fields["amount"] = doc.amount
@@ -72,10 +79,11 @@ def _to_tantivy(doc: IndexDocument, segmenter: Segmenter) -> tantivy.Document:
 
 
 class KeywordWriter:
-    """Adds, replaces and deletes case documents in one tantivy index; commits on close."""
+    """Adds, replaces and deletes case documents in one tantivy index; each commit makes the changes
+    so far searchable and durable, close waits for the background merges."""
 
     def __init__(self, index: tantivy.Index, segmenter: Segmenter):
-        self._writer = index.writer(heap_size=64_000_000)
+        self._writer = index.writer(heap_size=WRITER_HEAP_BYTES)
         self._segmenter = segmenter
 
     def upsert(self, docs: list[IndexDocument]) -> None:
@@ -89,6 +97,8 @@ class KeywordWriter:
 
     def commit(self) -> None:
         self._writer.commit()
+
+    def close(self) -> None:
         self._writer.wait_merging_threads()
 
 
@@ -120,7 +130,18 @@ class EmbeddedBackend:
         name = f"{time.time_ns():020d}-{uuid.uuid4().hex[:6]}"  # sorts by creation time
         path = self.root / name
         path.mkdir(parents=True)
+        (path / FORMAT_FILE).write_text(INDEX_FORMAT)
         return name, tantivy.Index(self.schema, path=str(path))
+
+    def outdated(self) -> bool:
+        """Whether the live index was written in an older document format (rebuild it to use it)."""
+        generation = self._current_generation()
+        if generation is None:
+            return False
+        try:
+            return (self.root / generation / FORMAT_FILE).read_text().strip() != INDEX_FORMAT
+        except FileNotFoundError:
+            return True
 
     def _publish(self, generation: str) -> None:
         pointer = self.root / "CURRENT.tmp"
@@ -155,6 +176,7 @@ class EmbeddedBackend:
             writer = KeywordWriter(index, self.segmenter)
             yield writer
             writer.commit()
+            writer.close()
 
     @contextmanager
     def rebuild(self) -> Iterator[KeywordWriter]:
@@ -165,6 +187,7 @@ class EmbeddedBackend:
                 writer = KeywordWriter(index, self.segmenter)
                 yield writer
                 writer.commit()
+                writer.close()
                 # Vectors follow the documents by text hash: unchanged cases keep theirs.
                 old = self.vectors_path()
                 if old and old.exists():
@@ -242,10 +265,10 @@ class EmbeddedBackend:
         return Q.boolean_query(must or should)
 
     def _compose(self, text_query: tantivy.Query, filters: Filters) -> tantivy.Query:
-        clauses = self._filter_clauses(filters)
-        if not clauses:
-            return text_query
-        return tantivy.Query.boolean_query([(tantivy.Occur.Must, q) for q in [text_query, *clauses]])
+        """The query under the filters, duplicate records left out (the record they repeat stands for them)."""
+        shown = tantivy.Query.term_query(self.schema, "duplicate_of", 0)
+        return tantivy.Query.boolean_query([(tantivy.Occur.Must, q)
+                                            for q in [text_query, shown, *self._filter_clauses(filters)]])
 
     def _facets(self, searcher, text_query, query: SearchQuery) -> dict[str, list[FacetBucket]]:
         """Facet counts over the whole filtered set; a facet ignores its own filter (drill sideways)."""
@@ -321,6 +344,30 @@ class EmbeddedBackend:
                 self._vectors, self._vectors_stamp = VectorIndex.load(path), stamp
             return self._vectors
 
+    def vector_hashes(self, model: str) -> dict[int, int]:
+        """case id -> text hash its vectors were computed from, for the vectors of `model`."""
+        vectors = self.vectors()
+        return dict(vectors.text_hashes) if vectors is not None and vectors.model == model else {}
+
+    def store_vectors(self, model: str, dim: int, vectors: dict[int, tuple[np.ndarray, int]],
+                      gone: list[int]) -> None:
+        """Save cases' passage vectors (with the text hash they come from) and drop those of `gone`."""
+        with self.write_lock():
+            path = self.vectors_path()
+            if path is None:
+                return
+            current = VectorIndex.load(path) if path.exists() else None
+            if current is None or current.model != model:
+                current = VectorIndex.create(dim, model, expected_passages=self.document_count() * 3)
+            current.remove_cases(gone)
+            for case_id, (passage_vectors, text_hash) in vectors.items():
+                current.add_case(case_id, passage_vectors, text_hash)
+            current.save(path)
+
+    def embedded_case_count(self) -> int:
+        vectors = self.vectors()
+        return len(vectors.text_hashes) if vectors is not None else 0
+
     def _case_ids(self, searcher, query: tantivy.Query, limit: int) -> list[int]:
         found = searcher.search(query, limit=max(1, limit), count=False)
         return searcher.fast_field_values("case_id", [address for _score, address in found.hits])
@@ -360,6 +407,59 @@ class EmbeddedBackend:
         coverage = (len(vectors.text_hashes) if vectors else 0, searcher.num_docs)
         return hits, len(ranked), coverage
 
+    # -- more like this ------------------------------------------------------------------
+    def similar(self, case_id: int, size: int = 5, exclude: tuple[int, ...] = (),
+                filters: Filters = Filters()) -> SearchResult:
+        """Cases like an indexed one (indexer/more_like_this.py): candidates by its distinctive terms and
+        meaning, reranked case to case once cases are embedded. Never the case itself nor `exclude`."""
+        searcher = self._searcher()
+        stored = self._stored_by_case(searcher, [case_id]).get(case_id) if searcher else None
+        if stored is None:
+            return SearchResult([], 0, {}, 0.0)
+        case = LikeCase(case_id, stored["text"][0].decode(), stored["title"][0].decode(), stored["cause"][0])
+        return more_like_this(self, case, size, exclude, filters)
+
+    def similar_candidates(self, case: LikeCase, depth: int, skip: tuple[int, ...], filters: Filters,
+                           vector: np.ndarray | None = None) -> SearchResult:
+        """More like this, first stage: the case's distinctive terms (its cause boosted) fused with a
+        search by `vector` when given; `depth` cases at most, none of `skip`."""
+        searcher = self._searcher()
+        if searcher is None:
+            return SearchResult([], 0, {}, 0.0)
+        terms = distinctive_terms(self.segmenter.terms(normalise(f"{case.title}\n{case.text}")),
+                                  lambda term: searcher.doc_freq("terms", term), searcher.num_docs)
+        Q, Occur = tantivy.Query, tantivy.Occur
+        should = [(Occur.Should, Q.boost_query(Q.term_query(self.schema, "terms", term), weight))
+                  for term, weight in terms]
+        if case.cause:  # the same cause of action: the first thing a mediator looks for in a precedent
+            top = terms[0][1] if terms else 1.0
+            should.append((Occur.Should, Q.boost_query(Q.term_query(self.schema, "cause", case.cause),
+                                                       CAUSE_BOOST * top)))
+        unskipped = (Occur.MustNot, Q.term_set_query(self.schema, "case_id", list(skip)))
+        like = Q.boolean_query(should or [(Occur.Must, Q.empty_query())])
+        rankings = [(self._case_ids(searcher, Q.boolean_query([(Occur.Must, self._compose(like, filters)), unskipped]),
+                                    depth), self.keyword_weight)]
+        vectors = self.vectors() if vector is not None else None
+        best_passage = {}
+        if vectors is not None:
+            allowed = np.asarray(self._case_ids(searcher, Q.boolean_query(
+                [(Occur.Must, self._compose(Q.all_query(), filters)), unskipped]), searcher.num_docs), dtype="int64")
+            semantic = best_per_case(vectors.search(vector, depth * 3, allowed))[:depth]
+            best_passage = {match.case_id: match for match in semantic}
+            rankings.append(([match.case_id for match in semantic], self.semantic_weight))
+        ranked = reciprocal_rank_fusion(rankings, self.rrf_k)[:depth]
+        found = self._stored_by_case(searcher, [i for i, _ in ranked])
+        needles = tuple(term for term, _ in terms)
+        hits = [self._hit(found[i], score, needles, best_passage.get(i)) for i, score in ranked if i in found]
+        coverage = (len(vectors.text_hashes), searcher.num_docs) if vectors is not None else None
+        return SearchResult(hits, len(hits), {}, 0.0, needles, semantic_coverage=coverage)
+
+    def case_vectors(self, case_ids: list[int]) -> dict[int, np.ndarray]:
+        """case id -> normalised mean of its passage vectors, for the cases embedded so far."""
+        vectors = self.vectors()
+        means = {i: vectors.case_vector(i) for i in case_ids} if vectors is not None else {}
+        return {i: mean for i, mean in means.items() if mean is not None}
+
     def _stored_by_case(self, searcher, case_ids: list[int]) -> dict[int, dict]:
         if not case_ids:
             return {}
@@ -368,11 +468,13 @@ class EmbeddedBackend:
         return {doc["case_id"][0]: doc for doc in docs}
 
     def text_hashes(self) -> dict[int, int]:
-        """case id -> text hash of every indexed document, for the embedding worker."""
+        """case id -> text hash of every indexed document that search shows (duplicates need no vectors),
+        for the embedding worker."""
         searcher = self._searcher()
         if searcher is None or not searcher.num_docs:
             return {}
-        found = searcher.search(tantivy.Query.all_query(), limit=searcher.num_docs, count=False)
+        found = searcher.search(self._compose(tantivy.Query.all_query(), Filters()), limit=searcher.num_docs,
+                                count=False)
         addresses = [address for _score, address in found.hits]
         return dict(zip(searcher.fast_field_values("case_id", addresses),
                         searcher.fast_field_values("text_hash", addresses)))
@@ -394,4 +496,5 @@ class EmbeddedBackend:
             category=stored["category"][0], cause=stored["cause"][0],
             region=stored.get("region", [""])[0], outcome=stored.get("outcome", [""])[0],
             received_on=dt.date.fromordinal(day) if day > 0 else None,
-            exemplar=bool(stored["exemplar"][0]), score=score, needles=needles, passage=passage)
+            exemplar=bool(stored["exemplar"][0]), score=score, needles=needles, passage=passage,
+            duplicates=stored.get("duplicates", [0])[0])

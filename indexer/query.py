@@ -2,33 +2,18 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field
+
+from kb.filters import Filters  # noqa: F401  (re-exported: the query's filters)
 
 MODES = ("keyword", "semantic", "hybrid")
 SORTS = ("relevance", "date_desc", "date_asc")
 FACET_FIELDS = ("category", "cause", "region", "outcome")
 
 
-@dataclass(frozen=True)
-class Filters:
-    categories: tuple[str, ...] = ()
-    causes: tuple[str, ...] = ()
-    regions: tuple[str, ...] = ()
-    #: an organisation and everything below it in the tree
-    organisation_id: int | None = None
-    outcomes: tuple[str, ...] = ()
-    exemplar_only: bool = False
-    received_from: dt.date | None = None
-    received_to: dt.date | None = None
-    amount_min: float | None = None
-    amount_max: float | None = None
-
-    def active(self) -> list[str]:
-        """Names of the filters that restrict the result."""
-        return [f.name for f in fields(self) if getattr(self, f.name) not in (None, (), False)]
-
-    def without(self, name: str) -> Filters:
-        return replace(self, **{name: next(f.default for f in fields(self) if f.name == name)})
+def default_mode(available: tuple[str, ...]) -> str:
+    """Hybrid where a backend can do it (the embedding model is installed), else keyword."""
+    return "hybrid" if "hybrid" in available else "keyword"
 
 
 @dataclass(frozen=True)
@@ -71,6 +56,10 @@ class Hit:
     exemplar: bool
     #: HTML of the passage that matched by meaning (semantic and hybrid modes)
     best_passage: str = ""
+    #: other records with the same text, collapsed into this hit
+    duplicates: int = 0
+    #: more like this: key facts (elements of indexer/dictionaries/loan_elements.tsv) both cases mention
+    shared_facts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

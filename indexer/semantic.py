@@ -11,6 +11,8 @@ from indexer.vectors import PassageMatch
 
 PASSAGE_CHARS = 400
 OVERLAP_CHARS = 80
+#: Semantic and hybrid searches rank this many cases at most (in every backend).
+SEMANTIC_DEPTH = 200
 
 
 class SemanticUnavailable(Exception):

@@ -102,6 +102,14 @@ class VectorIndex:
         self.keys = np.concatenate([self.keys, keys])
         self.alive = np.concatenate([self.alive, np.ones(len(keys), dtype=bool)])
 
+    def case_vector(self, case_id: int) -> np.ndarray | None:
+        """The normalised mean of a case's passage vectors (what the case is about), if it has any."""
+        rows = np.flatnonzero(self.alive & ((self.keys >> PASSAGE_BITS) == case_id))
+        if not len(rows):
+            return None
+        mean = np.vstack([self.index.reconstruct(int(r)) for r in rows]).mean(axis=0)
+        return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype("float32")
+
     def search(self, query: np.ndarray, limit: int, allowed_cases: np.ndarray | None = None) -> list[PassageMatch]:
         """The best passages for a normalised query vector, from `allowed_cases` only when given."""
         query = np.ascontiguousarray(query.reshape(1, -1), dtype="float32")

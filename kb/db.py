@@ -10,6 +10,7 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+import kb.duplicates  # noqa: F401  (registers the duplicate-group flush hook)
 import kb.outbox  # noqa: F401  (registers the outbox flush hook)
 import kb.statistics  # noqa: F401  (registers the statistics change counter)
 

@@ -10,7 +10,9 @@ from decimal import Decimal
 
 from sqlalchemy import (JSON, Column, Date, DateTime, ForeignKey, Integer, Numeric, String, Table,
                         Text, func)
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
+
+from kb.fingerprints import text_fingerprint
 
 
 class Base(DeclarativeBase):
@@ -93,6 +95,9 @@ class DisputeCase(Base):
     received_on: Mapped[dt.date | None] = mapped_column(Date, index=True)
     closed_on: Mapped[dt.date | None] = mapped_column(Date)
     facts: Mapped[str] = mapped_column(Text)
+    #: the facts with spacing, punctuation, width and case ignored: equal for duplicate records
+    fingerprint: Mapped[str | None] = mapped_column(
+        String(32), index=True, default=lambda ctx: text_fingerprint(ctx.get_current_parameters()["facts"]))
     process: Mapped[str | None] = mapped_column(Text)
     #: 成功 / 不成功 / 终止; empty while open
     outcome: Mapped[str | None] = mapped_column(String(10), index=True)
@@ -114,6 +119,11 @@ class DisputeCase(Base):
     tracking: Mapped[UnsuccessfulCaseTracking | None] = relationship(
         back_populates="case", cascade="all, delete-orphan")
     reviews: Mapped[list[QualityReview]] = relationship(back_populates="case", cascade="all, delete-orphan")
+
+    @validates("facts")
+    def _fingerprint_facts(self, _key: str, facts: str) -> str:
+        self.fingerprint = text_fingerprint(facts)
+        return facts
 
 
 class Party(Base):

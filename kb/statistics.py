@@ -28,6 +28,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.sql.functions import FunctionElement
 
+from kb.filters import Filters
 from kb.models import (Base, DisputeCase, ExemplarMark, Expert, LearningMaterial, Mediator, Organisation,
                        Party, QualityReview, UnsuccessfulCaseTracking, material_cases)
 
@@ -36,12 +37,13 @@ DEFAULT_TIME_LIMIT_DAYS = 30
 UNIT_DEPTH = 2
 TIME_DIMENSIONS = ("day", "month", "quarter", "year")
 DIMENSIONS = TIME_DIMENSIONS + ("category", "cause", "region", "organisation", "outcome")
-#: dimensions and filters only the raw rows can answer
+#: dimensions only the raw rows can answer (so can the cause, exemplar and amount filters)
 RAW_ONLY = {"day", "cause"}
 AGE_BANDS = ((0, 30, "30岁以下"), (30, 40, "30-39岁"), (40, 50, "40-49岁"), (50, 60, "50-59岁"),
              (60, 200, "60岁及以上"))
 SUCCESS = "成功"
 UNRESOLVED = ("不成功", "终止")
+UNTRACKED = "untracked"
 DIRECT = "（本级）"
 
 # Open cases are few: this index makes the overdue count a short range scan.
@@ -52,9 +54,16 @@ Index("ix_dispute_cases_stats_received", DisputeCase.received_on, DisputeCase.ca
       *(getattr(DisputeCase, name) for name in STATS_COLUMNS))
 Index("ix_dispute_cases_stats_cause", DisputeCase.cause, DisputeCase.received_on,
       *(getattr(DisputeCase, name) for name in STATS_COLUMNS))
+# Partial covering indexes: amount ranges read only the cases with an amount, open-case counts only open cases.
+Index("ix_dispute_cases_stats_amount", DisputeCase.agreed_amount, DisputeCase.received_on, DisputeCase.cause,
+      *(getattr(DisputeCase, name) for name in STATS_COLUMNS),
+      sqlite_where=DisputeCase.agreed_amount.is_not(None), postgresql_where=DisputeCase.agreed_amount.is_not(None))
+Index("ix_dispute_cases_stats_open", DisputeCase.closed_on, DisputeCase.received_on, DisputeCase.organisation_id,
+      DisputeCase.category, DisputeCase.region, DisputeCase.cause, DisputeCase.outcome, DisputeCase.agreed_amount,
+      sqlite_where=DisputeCase.closed_on.is_(None), postgresql_where=DisputeCase.closed_on.is_(None))
 
 
-# --- portable date arithmetic ---------------------------------------------------------------
+# --- portable SQL: dates, index hints ------------------------------------------------------
 
 class month_of(FunctionElement):
     """'YYYY-MM' of a date."""
@@ -88,6 +97,25 @@ def _days_sqlite(element, compiler, **kw):
 def _days_default(element, compiler, **kw):
     start, end = (compiler.process(c, **kw) for c in element.clauses)
     return f"({end} - {start})"
+
+
+class unindexed(FunctionElement):
+    """A column that SQLite may read but not search an index for (a unary plus, SQLite's documented way)."""
+    inherit_cache = True
+
+    def __init__(self, column):
+        super().__init__(column)
+        self.type = column.type
+
+
+@compiles(unindexed, "sqlite")
+def _unindexed_sqlite(element, compiler, **kw):
+    return f"+{compiler.process(element.clauses, **kw)}"
+
+
+@compiles(unindexed)
+def _unindexed_default(element, compiler, **kw):
+    return compiler.process(element.clauses, **kw)
 
 
 # --- the summary tables ---------------------------------------------------------------------
@@ -148,21 +176,7 @@ SUMS = ("cases", "closed", "timed", "duration_sum", "satisfaction_n", "satisfact
 GRAIN = ("month", "organisation_id", "region", "category", "outcome")
 
 
-# --- filters and results --------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class StatsFilter:
-    """Which cases to count; the same meaning as the search filters."""
-    categories: tuple[str, ...] = ()
-    causes: tuple[str, ...] = ()
-    regions: tuple[str, ...] = ()
-    #: an organisation and everything below it in the tree
-    organisation_id: int | None = None
-    outcomes: tuple[str, ...] = ()
-    exemplar_only: bool = False
-    received_from: dt.date | None = None
-    received_to: dt.date | None = None
-
+# --- results --------------------------------------------------------------------------------
 
 @dataclass
 class CaseMeasures:
@@ -224,41 +238,57 @@ def _round(value: float | None, digits: int) -> float | None:
 
 # --- sources --------------------------------------------------------------------------------
 
-def _case_columns():
-    """The raw columns filters and dimensions need, without the joins the measures need."""
+#: the case columns filters and dimensions read
+CASE_COLUMNS = ("received_on", "closed_on", "organisation_id", "region", "category", "cause", "outcome",
+                "agreed_amount")
+
+
+def _case_columns(*measures):
+    """One row per case: its id, the raw columns filters and dimensions need (and `measures`, labelled
+    columns of the case row), without joins."""
     exemplar = select(ExemplarMark.id).where(ExemplarMark.case_id == DisputeCase.id).exists()
-    return (select(DisputeCase.id, month_of(DisputeCase.received_on).label("month"), DisputeCase.received_on,
-                   DisputeCase.closed_on,
-                   DisputeCase.organisation_id, DisputeCase.region, DisputeCase.category, DisputeCase.cause,
-                   DisputeCase.outcome, case((exemplar, 1), else_=0).label("exemplars"))
+    return (select(DisputeCase.id, month_of(DisputeCase.received_on).label("month"),
+                   *(getattr(DisputeCase, name) for name in CASE_COLUMNS),
+                   case((exemplar, 1), else_=0).label("exemplars"), *measures)
             .subquery("open_cases"))
 
 
-def _raw_source(cutoff: dt.date | None = None):
-    """One row per case, with the summary's columns (each sum is this case's own value), and
-    overdue: 1 when the case is still open and was received before `cutoff`."""
-    reviews = (select(QualityReview.case_id, func.count().label("n"), func.sum(QualityReview.total_score).label("total"))
-               .group_by(QualityReview.case_id).subquery())
+#: looking up the linked rows of this many matching cases costs about as much as reading one (wide) case row
+#: by id (measured on SQLite with 400,000 cases)
+CASE_LOOKUP_COST = 4
+#: the sums a case row holds itself; the rest (exemplars, reviews) and destinations are in linked rows
+OWN_SUMS = ("cases", "closed", "timed", "duration_sum", "satisfaction_n", "satisfaction_sum")
+
+
+def _case_rows(cutoff: dt.date | None = None):
+    """`_case_columns` with days taken, each of OWN_SUMS as this case's own value (exemplars: 1 for an
+    exemplar), and overdue: 1 when the case is still open and was received before `cutoff`."""
     days = days_between(DisputeCase.received_on, DisputeCase.closed_on)
     timed = and_(DisputeCase.closed_on.is_not(None), DisputeCase.received_on.is_not(None))
-    return (select(
-        month_of(DisputeCase.received_on).label("month"), DisputeCase.received_on, DisputeCase.closed_on,
-        DisputeCase.organisation_id,
-        DisputeCase.region, DisputeCase.category, DisputeCase.cause, DisputeCase.outcome,
-        UnsuccessfulCaseTracking.destination, days.label("days"), literal(1).label("cases"),
+    return _case_columns(
+        days.label("days"), literal(1).label("cases"),
         case((DisputeCase.closed_on.is_not(None), 1), else_=0).label("closed"),
         case((timed, 1), else_=0).label("timed"),
         case((timed, days), else_=0).label("duration_sum"),
         case((DisputeCase.satisfaction.is_not(None), 1), else_=0).label("satisfaction_n"),
         func.coalesce(DisputeCase.satisfaction, 0).label("satisfaction_sum"),
-        case((ExemplarMark.id.is_not(None), 1), else_=0).label("exemplars"),
-        func.coalesce(reviews.c.n, 0).label("review_n"), func.coalesce(reviews.c.total, 0).label("review_sum"),
         case((and_(DisputeCase.closed_on.is_(None), DisputeCase.received_on < cutoff), 1), else_=0).label("overdue")
         if cutoff else literal(0).label("overdue"))
-        .outerjoin(UnsuccessfulCaseTracking, UnsuccessfulCaseTracking.case_id == DisputeCase.id)
-        .outerjoin(ExemplarMark, ExemplarMark.case_id == DisputeCase.id)
-        .outerjoin(reviews, reviews.c.case_id == DisputeCase.id)
-        .subquery("cases"))
+
+
+def _joined_source():
+    """`_case_rows` with each case's tracking destination and its reviews' count and score sum (a case has
+    at most one tracking row): every column of the summary, for the rebuild that reads every case."""
+    cases = _case_rows()
+    reviews = (select(QualityReview.case_id, func.count().label("n"),
+                      func.sum(QualityReview.total_score).label("total"))
+               .group_by(QualityReview.case_id).subquery())
+    return (select(cases, UnsuccessfulCaseTracking.destination, func.coalesce(reviews.c.n, 0).label("review_n"),
+                   func.coalesce(reviews.c.total, 0).label("review_sum"))
+            .select_from(cases)
+            .outerjoin(UnsuccessfulCaseTracking, UnsuccessfulCaseTracking.case_id == cases.c.id)
+            .outerjoin(reviews, reviews.c.case_id == cases.c.id)
+            .subquery("cases"))
 
 
 class _Tree:
@@ -284,8 +314,8 @@ class _Tree:
 
     def bucket(self, org_id: int | None, parent: int | None) -> int | None:
         """The child of `parent` (the top units when None) holding org_id; parent itself for its own cases."""
-        if org_id not in self.orgs:
-            return None
+        if org_id not in self.orgs or parent is not None and parent not in self.orgs:
+            return None  # no such organisation (or none below an unknown parent): the unassigned group
         chain = self.ancestors(org_id)
         level = self.depth(parent) if parent else UNIT_DEPTH - 1
         return chain[level] if len(chain) > level else chain[-1]
@@ -335,15 +365,16 @@ def refresh_if_stale(session: Session) -> int | None:
     return None if summary_is_current(session) else refresh_summary(session)
 
 
-def _month_aligned(filters: StatsFilter) -> bool:
+def _month_aligned(filters: Filters) -> bool:
     start, end = filters.received_from, filters.received_to
     return (start is None or start.day == 1) and (end is None or (end + dt.timedelta(days=1)).day == 1)
 
 
-def _usable_refresh(session: Session, tree: _Tree, filters: StatsFilter, by: Sequence[str],
+def _usable_refresh(session: Session, tree: _Tree, filters: Filters, by: Sequence[str],
                     parent: int | None) -> SummaryRefresh | None:
     """The current rebuild when the summary can answer the query exactly, else None."""
-    if RAW_ONLY & set(by) or filters.causes or filters.exemplar_only or not _month_aligned(filters):
+    if (RAW_ONLY & set(by) or filters.causes or filters.exemplar_only or not _month_aligned(filters)
+            or filters.amount_min is not None or filters.amount_max is not None):
         return None
     for org_id in (filters.organisation_id, parent):
         if org_id is not None and org_id in tree.orgs and tree.depth(org_id) >= UNIT_DEPTH:
@@ -351,7 +382,7 @@ def _usable_refresh(session: Session, tree: _Tree, filters: StatsFilter, by: Seq
     return _current_refresh(session)
 
 
-def _where(source, tree: _Tree, filters: StatsFilter) -> list:
+def _where(source, tree: _Tree, filters: Filters) -> list:
     """SQL conditions on raw case rows."""
     c = source.c
     conditions = []
@@ -368,10 +399,14 @@ def _where(source, tree: _Tree, filters: StatsFilter) -> list:
         conditions.append(c.received_on >= filters.received_from)
     if filters.received_to:
         conditions.append(c.received_on <= filters.received_to)
+    if filters.amount_min is not None:
+        conditions.append(c.agreed_amount >= filters.amount_min)
+    if filters.amount_max is not None:
+        conditions.append(c.agreed_amount <= filters.amount_max)
     return conditions
 
 
-def _summary_tests(tree: _Tree, filters: StatsFilter) -> dict[str, Callable[[object], bool]]:
+def _summary_tests(tree: _Tree, filters: Filters) -> dict[str, Callable[[object], bool]]:
     """The filters as tests on the values of summary columns (month-aligned dates, units)."""
     tests: dict[str, Callable[[object], bool]] = {}
     for name, values in (("category", filters.categories), ("region", filters.regions),
@@ -503,7 +538,7 @@ class _Groups:
         measures.closed += closed
         measures.succeeded += closed if outcome == SUCCESS else 0
         if outcome in UNRESOLVED:
-            where = destination or "untracked"
+            where = destination or UNTRACKED
             measures.unsuccessful_by_destination[where] = measures.unsuccessful_by_destination.get(where, 0) + cases
         measures.timed += timed
         measures.duration_sum += duration
@@ -514,6 +549,17 @@ class _Groups:
         measures.review_sum += review_sum
         return measures
 
+    def track(self, values: Sequence, destination: str | None, cases: int) -> None:
+        """Move unresolved cases of a group, added as untracked, to the destination they were referred to."""
+        where = destination or UNTRACKED
+        if where == UNTRACKED:
+            return
+        counts = self.get(values).unsuccessful_by_destination
+        counts[UNTRACKED] -= cases
+        if not counts[UNTRACKED]:
+            del counts[UNTRACKED]
+        counts[where] = counts.get(where, 0) + cases
+
     def add_days(self, key: tuple, days: int, cases: int) -> None:
         self.histograms[key][int(days)] += int(cases)
 
@@ -523,10 +569,10 @@ class _Groups:
             self.measures[key].duration_p90 = percentile(histogram, 0.9)
         if not self.by and not self.measures:
             self.measures[()] = CaseMeasures()
-        return sorted(self.measures.values(), key=lambda m: tuple((k is None, str(k)) for k in m.key))
+        return sorted(self.measures.values(), key=lambda m: _sort_key(m.key))
 
 
-def case_measures(session: Session, filters: StatsFilter = StatsFilter(), by: Sequence[str] = (),
+def case_measures(session: Session, filters: Filters = Filters(), by: Sequence[str] = (),
                   parent: int | None = None, as_of: dt.date | None = None,
                   time_limit_days: int = DEFAULT_TIME_LIMIT_DAYS) -> list[CaseMeasures]:
     """Case measures per group of the `by` dimensions (one total row when empty), sorted by key.
@@ -551,23 +597,51 @@ def case_measures(session: Session, filters: StatsFilter = StatsFilter(), by: Se
     return groups.result()
 
 
-def _add_raw(session: Session, groups: _Groups, filters: StatsFilter, cutoff: dt.date) -> None:
-    """Every measure from the raw rows, in one pass."""
-    raw = _raw_source(cutoff)
-    dims = [getattr(raw.c, _column(dim)) for dim in groups.by]
-    query = (select(*dims, raw.c.outcome, raw.c.destination, raw.c.days,
-                    *(func.sum(getattr(raw.c, name)) for name in SUMS + ("overdue",)))
-             .where(*_where(raw, groups.tree, filters)).group_by(*dims, raw.c.outcome, raw.c.destination, raw.c.days))
+def _add_raw(session: Session, groups: _Groups, filters: Filters, cutoff: dt.date) -> None:
+    """Every measure from the raw rows: the case rows' own in one pass over a covering index, then the
+    linked rows (exemplar marks, reviews, tracking: few) of the matching cases, each joined by case id."""
+    cases = _case_rows(cutoff)
+    dims = [getattr(cases.c, _column(dim)) for dim in groups.by]
+    where = _where(cases, groups.tree, filters)
+    query = (select(*dims, cases.c.outcome, cases.c.days,
+                    *(func.sum(getattr(cases.c, name)) for name in OWN_SUMS + ("overdue",)))
+             .where(*where).group_by(*dims, cases.c.outcome, cases.c.days))
     width = len(groups.by)
+    linked_sums = (0,) * (len(SUMS) - len(OWN_SUMS))  # added below
     for row in session.execute(query):
-        values, (outcome, destination, days, *sums, overdue) = row[:width], row[width:]
-        measures = groups.add(values, outcome, destination, sums)
+        values, (outcome, days, *sums, overdue) = row[:width], row[width:]
+        measures = groups.add(values, outcome, None, (*sums, *linked_sums))
         measures.overdue += int(overdue or 0)
         if days is not None:
             groups.add_days(measures.key, days, sums[0])
 
+    matched = sum(measures.received for measures in groups.measures.values())
 
-def _add_summary(session: Session, groups: _Groups, filters: StatsFilter, refresh: SummaryRefresh) -> None:
+    def per_group(model, *aggregates, by=(), conditions=()):
+        """Aggregates of a linked table's rows whose cases match, per group (and `by`). The join starts
+        from the cheaper side: when far more cases match than there are linked rows, each linked row looks
+        up its (wide) case row by id; SQLite, lacking table statistics, would look up every case's rows."""
+        linked_first = matched > CASE_LOOKUP_COST * session.scalar(select(func.count()).select_from(model))
+        case_id = unindexed(model.case_id) if linked_first else model.case_id
+        return session.execute(select(*dims, *by, *aggregates).select_from(model)
+                               .join(cases, cases.c.id == case_id)
+                               .where(*where, *conditions).group_by(*dims, *by))
+
+    for *values, marks in per_group(ExemplarMark, func.count()):
+        groups.get(values).exemplars += marks
+    for *values, reviews, score in per_group(QualityReview, func.count(), func.sum(QualityReview.total_score)):
+        measures = groups.get(values)
+        measures.review_n += reviews
+        measures.review_sum += int(score or 0)
+    if not any(measures.unsuccessful_by_destination for measures in groups.measures.values()):
+        return  # no unresolved case matched (an amount range, say): nothing was tracked
+    destination = UnsuccessfulCaseTracking.destination
+    for *values, where_to, tracked in per_group(UnsuccessfulCaseTracking, func.count(), by=(destination,),
+                                                conditions=(unindexed(cases.c.outcome).in_(UNRESOLVED),)):
+        groups.track(values, where_to, tracked)
+
+
+def _add_summary(session: Session, groups: _Groups, filters: Filters, refresh: SummaryRefresh) -> None:
     """Every measure but overdue from the summary held in memory."""
     months, durations = _summary_frames(session, refresh)
     tests = _summary_tests(groups.tree, filters)
@@ -579,7 +653,7 @@ def _add_summary(session: Session, groups: _Groups, filters: StatsFilter, refres
         groups.add_days(groups.get(row[:width]).key, row[width], row[width + 1])
 
 
-def _add_overdue(session: Session, groups: _Groups, filters: StatsFilter, cutoff: dt.date) -> None:
+def _add_overdue(session: Session, groups: _Groups, filters: Filters, cutoff: dt.date) -> None:
     """Overdue depends on the day asked, so it is always counted on the (few) open raw rows."""
     raw = _case_columns()
     dims = [getattr(raw.c, _column(dim)) for dim in groups.by]
@@ -610,7 +684,7 @@ def refresh_summary(session: Session, now: dt.datetime | None = None) -> int:
     tree = _Tree(session)
     session.execute(delete(CaseMonthSummary))
     session.execute(delete(CaseDurationSummary))
-    raw = _raw_source()
+    raw = _joined_source()
     grain = [getattr(raw.c, name) for name in GRAIN]
     months = _fold_units(tree, session.execute(
         select(*grain, raw.c.destination, *(func.sum(getattr(raw.c, n)) for n in SUMS))
@@ -707,45 +781,132 @@ def database_sizes(session: Session) -> list[dict]:
     return sizes
 
 
-#: the databases whose rows belong to dispute cases: (row id, the case it belongs to, the row's own kind)
+#: the databases whose rows belong to dispute cases: (row id, the case it belongs to, the row's own dimensions)
 LINKED_DATABASES = {
-    "exemplar_cases": (ExemplarMark.id, ExemplarMark.case_id, None),
+    "exemplar_cases": (ExemplarMark.id, ExemplarMark.case_id, {}),
     "unsuccessful_cases": (UnsuccessfulCaseTracking.id, UnsuccessfulCaseTracking.case_id,
-                           UnsuccessfulCaseTracking.destination),
-    "quality_reviews": (QualityReview.id, QualityReview.case_id, QualityReview.verdict),
-    "learning_materials": (material_cases.c.material_id, material_cases.c.case_id, LearningMaterial.kind),
+                           {"kind": UnsuccessfulCaseTracking.destination}),
+    "quality_reviews": (QualityReview.id, QualityReview.case_id, {"kind": QualityReview.verdict}),
+    "learning_materials": (material_cases.c.material_id, material_cases.c.case_id, {"kind": LearningMaterial.kind}),
+    #: counts by role (申请人, 被申请人 …) and kind (person, organisation): never names or other personal data
+    "parties": (Party.id, Party.case_id, {"kind": Party.kind, "role": Party.role}),
 }
-#: their cases' dimensions, and `kind`: destination, verdict or kind of material
-LINKED_DIMENSIONS = DIMENSIONS + ("kind",)
+#: every own dimension some linked database has: kind (destination, verdict, kind of material or party) and role
+LINKED_DIMENSIONS = DIMENSIONS + ("kind", "role")
 
 
-def linked_counts(session: Session, database: str, filters: StatsFilter = StatsFilter(), by: Sequence[str] = (),
+def linked_dimensions(database: str) -> tuple[str, ...]:
+    """The dimensions a case-linked database slices by: its cases' and its own."""
+    return DIMENSIONS + tuple(LINKED_DATABASES[database][2])
+
+
+def linked_counts(session: Session, database: str, filters: Filters = Filters(), by: Sequence[str] = (),
                   parent: int | None = None) -> list[dict]:
     """Rows of a case-linked database per group of `by` (one total when empty), sorted by key; filters and
     dimensions apply to the rows' cases, so a material linked to cases of two categories counts in both."""
-    unknown = set(by) - set(LINKED_DIMENSIONS)
-    if database not in LINKED_DATABASES or unknown:
-        raise ValueError(f"unknown database {database!r} or dimension {sorted(unknown)}")
+    if database not in LINKED_DATABASES:
+        raise ValueError(f"unknown database {database!r}; case-linked databases: {', '.join(LINKED_DATABASES)}")
+    unknown = set(by) - set(linked_dimensions(database))
+    if unknown:
+        raise ValueError(f"{database} has no dimension {sorted(unknown)[0]!r}; "
+                         f"dimensions: {', '.join(linked_dimensions(database))}")
     tree = _Tree(session)
     source = _linked_source(database)
     dims = [getattr(source.c, _column(dim)) for dim in by]
-    groups: dict[tuple, set] = defaultdict(set) if by else {(): set()}
-    # Distinct row ids per group, not sums: a material's cases may fall in one folded group (a quarter) twice.
-    for row_id, *values in session.execute(select(source.c.row_id, *dims).where(*_where(source, tree, filters))):
-        groups[tuple(_fold_key(tree, dim, value, parent) for dim, value in zip(by, values))].add(row_id)
-    return [{"key": list(key), "label": [_label(tree, dim, k, parent) for dim, k in zip(by, key)], "rows": len(ids)}
-            for key, ids in sorted(groups.items(), key=lambda item: tuple((k is None, str(k)) for k in item[0]))]
+    conditions = _where(source, tree, filters)
+
+    def fold(values) -> tuple:
+        return tuple(_fold_key(tree, dim, value, parent) for dim, value in zip(by, values))
+
+    counts: dict[tuple, int] = defaultdict(int) if by else {(): 0}
+    if LINKED_DATABASES[database][0].table is material_cases:
+        # A material has many cases, which may fall in one folded group (a quarter): count distinct materials.
+        materials: dict[tuple, set] = defaultdict(set)
+        for row_id, *values in session.execute(select(source.c.row_id, *dims).where(*conditions)):
+            materials[fold(values)].add(row_id)
+        counts.update((key, len(ids)) for key, ids in materials.items())
+    else:
+        query = select(*dims, func.count()).select_from(source).where(*conditions).group_by(*dims)
+        for *values, rows in session.execute(query):
+            counts[fold(values)] += rows
+    return [{"key": list(key), "label": [_label(tree, dim, k, parent) for dim, k in zip(by, key)], "rows": rows}
+            for key, rows in sorted(counts.items(), key=lambda item: _sort_key(item[0]))]
+
+
+def _sort_key(key: tuple) -> tuple:
+    return tuple((k is None, str(k)) for k in key)
 
 
 def _linked_source(database: str):
     """One row per database row and case, with the case columns `_where` filters on."""
-    row_id, case_id, kind = LINKED_DATABASES[database]
+    row_id, case_id, own = LINKED_DATABASES[database]
     cases = _case_columns()
-    query = (select(row_id.label("row_id"), (literal(None) if kind is None else kind).label("kind"), cases)
+    query = (select(row_id.label("row_id"), *(column.label(name) for name, column in own.items()), cases)
              .select_from(row_id.table).join(cases, cases.c.id == case_id))
-    if kind is not None and kind.table is not row_id.table:
-        query = query.join(kind.table, kind.table.c.id == row_id)
+    for table in {column.table for column in own.values()} - {row_id.table}:
+        query = query.join(table, table.c.id == row_id)
     return query.subquery("linked")
+
+
+LEVELS = {"city": "市级", "county": "县（市、区）级", "township": "乡镇（街道）级", "village": "村（社区）级",
+          "industry": "行业性", "professional": "专业性"}
+ORGANISATION_DIMENSIONS = ("organisation", "level")
+
+
+def organisation_structure(session: Session, filters: Filters = Filters(), by: str = "organisation",
+                           parent: int | None = None) -> list[dict]:
+    """The organisation tree below `parent` (the whole tree when None), grouped by the child subtree each
+    organisation lies in (`organisation`: region rolled up the tree) or by its `level`: organisations per
+    level, their mediators, and the cases they received that match `filters` (the tree itself is unfiltered)."""
+    if by not in ORGANISATION_DIMENSIONS:
+        raise ValueError(f"organisations have no dimension {by!r}; dimensions: {', '.join(ORGANISATION_DIMENSIONS)}")
+    tree = _Tree(session)
+    levels = dict(session.execute(select(Organisation.id, Organisation.level)).all())
+    if parent is None:
+        scope = set(tree.orgs)
+    else:
+        scope = set(tree.below(parent)) if parent in tree.orgs else set()
+    rows: dict = {}
+    entries: dict[int, dict] = {}  # by organisation id: thousands of organisations share few rows
+
+    def row(org_id: int) -> dict:
+        if org_id in entries:
+            return entries[org_id]
+        key = tree.bucket(org_id, parent) if by == "organisation" else levels[org_id]
+        if key not in rows:
+            label = _label(tree, "organisation", key, parent) if by == "organisation" else LEVELS.get(key, key)
+            rows[key] = {"key": [key], "label": [label], "organisations": 0, "by_level": {},
+                         "mediators": 0, "full_time_mediators": 0, "received": 0, "closed": 0}
+        entries[org_id] = rows[key]
+        return rows[key]
+
+    for org_id in scope:
+        entry = row(org_id)
+        entry["organisations"] += 1
+        entry["by_level"][levels[org_id]] = entry["by_level"].get(levels[org_id], 0) + 1
+    for org_id, full_time, count in session.execute(
+            select(Mediator.organisation_id, Mediator.full_time, func.count())
+            .group_by(Mediator.organisation_id, Mediator.full_time)):
+        if org_id in scope:
+            entry = row(org_id)
+            entry["mediators"] += count
+            entry["full_time_mediators"] += count if full_time else 0
+    cases = _case_columns()
+
+    def per_organisation(*conditions) -> dict[int | None, int]:
+        return dict(session.execute(select(cases.c.organisation_id, func.count())
+                                    .where(*_where(cases, tree, filters), *conditions)
+                                    .group_by(cases.c.organisation_id)).all())
+
+    # Received, and still open: two scans of narrow indexes, where counting both at once reads every case row.
+    still_open = per_organisation(cases.c.closed_on.is_(None))
+    for org_id, received in per_organisation().items():
+        if org_id in scope:
+            entry = row(org_id)
+            entry["received"] += received
+            entry["closed"] += received - still_open.get(org_id, 0)
+    return [entry | {"by_level": dict(sorted(entry["by_level"].items()))}
+            for _, entry in sorted(rows.items(), key=lambda item: _sort_key((item[0],)))]
 
 
 def measure_names() -> list[str]:

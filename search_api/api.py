@@ -32,7 +32,7 @@ def search():
     query = params.search_query()
     result = kb.backend.search(query)
     audit("search", params.q, **params.model_dump(mode="json", exclude_defaults=True), total=result.total)
-    return jsonify(**_result(result), page=query.page, size=query.size)
+    return jsonify(**_result(result), mode=query.mode, page=query.page, size=query.size)
 
 
 def _case_or_404(case_id: int):
@@ -54,10 +54,9 @@ def case(case_id: int):
 def similar(case_id: int):
     """More like this: precedents for the case, itself left out (always masked, from the index)."""
     with casekb().db.sessions() as session:
-        masked = load_case(session, case_id)
-    if masked is None:
-        raise ProblemError(404, f"There is no case with id {case_id}.")
-    return jsonify(_result(similar_cases(casekb().backend, masked)))
+        if session.get(DisputeCase, case_id) is None:
+            raise ProblemError(404, f"There is no case with id {case_id}.")
+        return jsonify(_result(similar_cases(casekb().backend, session, case_id)))
 
 
 @bp.get("/exemplars")
@@ -98,9 +97,9 @@ def exemplar(case_id: int):
 @public
 def health():
     kb = casekb()
-    vectors = kb.backend.vectors() if "semantic" in kb.backend.modes() else None
+    embedded = kb.backend.embedded_case_count() if "semantic" in kb.backend.modes() else 0
     return jsonify(status="ok", documents=kb.backend.document_count(), pending_index_tasks=kb.indexer().pending(),
-                   modes=list(kb.backend.modes()), embedded_cases=len(vectors.text_hashes) if vectors else 0)
+                   modes=list(kb.backend.modes()), embedded_cases=embedded)
 
 
 @bp.get("/openapi.json")

@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import replace
 from functools import partial
 
 from pydantic import BaseModel
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from indexer.masking import mask_personal_data, masked_name
-from indexer.query import SearchQuery, SearchResult
+from indexer.query import SearchResult
+from kb.duplicates import duplicates_of
 from kb.models import DisputeCase, Party
 
 
@@ -108,8 +108,9 @@ def load_case(session: Session, case_id: int, viewer=None) -> CaseDetail | None:
     return None if case is None else case_detail(case, viewer)
 
 
-def similar_cases(backend, masked: CaseDetail, size: int = 5) -> SearchResult:
-    """Precedents for a case: its masked title and cause as the query (the index holds masked text)."""
-    result = backend.search(SearchQuery(text=f"{masked.title} {masked.cause or ''}", facets=(), size=size + 1))
-    hits = [hit for hit in result.hits if hit.case_id != masked.id][:size]
-    return replace(result, hits=hits, total=len(hits), suggestions=[])
+def similar_cases(backend, session: Session, case_id: int, size: int = 5) -> SearchResult:
+    """More like this: precedents for a case (masked, from the index), never the case itself nor the
+    records that repeat its text."""
+    case = session.get(DisputeCase, case_id)
+    duplicates = tuple(c.id for c in duplicates_of(session, case)) if case is not None else ()
+    return backend.similar(case_id, size=size, exclude=duplicates)

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 from pydantic import TypeAdapter
 
-from indexer.query import SearchResult
+from indexer.query import SearchResult, default_mode
 from search_api.cases import CaseDetail
 from search_api.exemplars import ExemplarIn, ExemplarOut, ExemplarParams
 from search_api.params import MAX_PAGES, MAX_WINDOW, SearchParams
 from search_api.listing import MAX_ID
 from search_api.records import LISTS, OrganisationOut, MaterialOut
-from search_api.stats import LINKED_DATABASES, LinkedStatsParams, StatsParams
+from search_api.stats import DATABASES, LinkedStatsParams, StatsParams
 
 REF = "#/components/schemas/{model}"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -63,7 +63,7 @@ def _statistics_paths(schemas: dict, components: dict) -> dict:
     stats = _query_parameters(schemas[("stats", "validation")], components)
     linked = _query_parameters(schemas[("linked_stats", "validation")], components)
     database = {"name": "database", "in": "path", "required": True,
-                "schema": {"type": "string", "enum": list(LINKED_DATABASES)}}
+                "schema": {"type": "string", "enum": list(DATABASES)}}
     files = {"description": "The rows as a file", "content": {
         "text/csv": {"schema": {"type": "string"}}, XLSX: {"schema": {"type": "string", "format": "binary"}}}}
     return {
@@ -76,9 +76,16 @@ def _statistics_paths(schemas: dict, components: dict) -> dict:
         "/api/v1/stats/databases": {"get": {"summary": "Rows in each of the nine databases, personnel structure",
                                             "responses": {"200": {"description": "Sizes", **_json(ROWS)}}}},
         "/api/v1/stats/databases/{database}": {"get": {
-            "summary": "Counts of a case-linked database sliced by its cases' dimensions or its own kind",
+            "summary": "Rows of a database sliced by its cases' dimensions or its own (kind, party role); "
+                       "organisations by subtree or level, with their mediators and cases",
             "parameters": [database, *linked],
             "responses": {"200": {"description": "Rows", **_json(ROWS)}, **_problems(400, 404)}}},
+        "/api/v1/stats/databases/{database}.csv": {"get": {
+            "summary": "The same rows as CSV", "parameters": [database, *linked],
+            "responses": {"200": files, **_problems(400, 404)}}},
+        "/api/v1/stats/databases/{database}.xlsx": {"get": {
+            "summary": "The same rows as XLSX", "parameters": [database, *linked],
+            "responses": {"200": files, **_problems(400, 404)}}},
         "/api/v1/stats/alerts": {"get": {
             "summary": "Raised surge alerts with their evidence",
             "parameters": [{"name": "open", "in": "query", "schema": {"type": "boolean"}}],
@@ -103,9 +110,11 @@ def openapi_document(max_page_size: int, modes: tuple[str, ...]) -> dict:
     fields = components["SearchParams"]["properties"]
     fields["size"]["maximum"] = max_page_size
     fields["mode"]["enum"] = list(modes)
+    fields["mode"]["default"] = default_mode(modes)
     # A larger configured page size shrinks the last page the window allows.
     fields["page"]["maximum"] = min(MAX_PAGES, MAX_WINDOW // max_page_size)
     response = {"allOf": [schemas[("result", "serialization")], {"type": "object", "properties": {
+        "mode": {"enum": list(modes), "description": "The mode the search ran in."},
         "page": {"type": "integer"}, "size": {"type": "integer"}}}]}
     ok = {"200": {"description": "Search results", **_json(response)}}
     signed_in = _problems(401)

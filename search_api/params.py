@@ -10,7 +10,7 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fi
 from pydantic_core import PydanticCustomError
 from werkzeug.datastructures import MultiDict
 
-from indexer.query import FACET_FIELDS, MODES, SORTS, Filters, SearchQuery
+from indexer.query import FACET_FIELDS, MODES, SORTS, Filters, SearchQuery, default_mode
 from search_api.problems import ProblemError
 
 #: the deepest result a search may page to, so paging never becomes a full scan
@@ -54,13 +54,10 @@ Repeated = Annotated[list[Annotated[str, StringConstraints(max_length=100, strip
                                     AfterValidator(str.strip)]], BeforeValidator(_given_values)]
 
 
-class SearchParams(BaseModel):
-    """The public search parameters, named as in the query string."""
+class FilterParams(BaseModel):
+    """The case filters that searches and statistics share, named as in the query string."""
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    q: str = Field("", max_length=500,
-                   description="Keywords or a colloquial description; quote a phrase to match it exactly.")
-    mode: Literal[MODES] = "keyword"
     category: Repeated = Field([], description="Dispute category; repeat for any of several.")
     cause: Repeated = Field([], description="Cause of action (案由); repeatable.")
     region: Repeated = Field([], description="Region; repeatable.")
@@ -71,11 +68,6 @@ class SearchParams(BaseModel):
     to: dt.date | None = Field(None, description="Received on or before (YYYY-MM-DD).")
     amount_min: float | None = Field(None, ge=0, description="Smallest agreed amount (yuan).")
     amount_max: float | None = Field(None, ge=0, description="Largest agreed amount (yuan).")
-    sort: Literal[SORTS] = "relevance"
-    page: int = Field(1, ge=1, le=MAX_PAGES)
-    size: int = Field(10, ge=1, description="Results per page, at most the configured max_page_size.")
-    facets: Annotated[list[Literal[FACET_FIELDS]], BeforeValidator(comma_separated)] = Field(
-        list(FACET_FIELDS), description="Facets to count (comma-separated or repeated; empty for none).")
 
     @field_validator("to")
     @classmethod
@@ -93,6 +85,22 @@ class SearchParams(BaseModel):
             raise PydanticCustomError("amount_range", "amount_max must not be below amount_min")
         return top
 
+    def filters(self) -> Filters:
+        """These parameters as the filter object of the search backends and kb.statistics."""
+        return Filters(
+            categories=tuple(self.category), causes=tuple(self.cause), regions=tuple(self.region),
+            organisation_id=self.organisation, outcomes=tuple(self.outcome), exemplar_only=self.exemplar,
+            received_from=self.from_, received_to=self.to, amount_min=self.amount_min, amount_max=self.amount_max)
+
+
+class SearchText(BaseModel):
+    """What a search looks for and how: the first search parameters."""
+    q: str = Field("", max_length=500,
+                   description="Keywords or a colloquial description; quote a phrase to match it exactly.")
+    mode: Literal[MODES] = Field("keyword", description=(
+        "keyword, semantic (by meaning) or hybrid (both, fused). Default: hybrid where the embedding "
+        "model is installed, else keyword."))
+
     @field_validator("mode")
     @classmethod
     def _mode_available(cls, mode: str, info: ValidationInfo):
@@ -102,6 +110,16 @@ class SearchParams(BaseModel):
                                       "installed here (casekb model install); available: {available}",
                                       {"mode": mode, "available": ", ".join(available)})
         return mode
+
+
+# pydantic puts the fields of the last base first: the text, then the filters, then paging.
+class SearchParams(FilterParams, SearchText):
+    """The public search parameters, named as in the query string."""
+    sort: Literal[SORTS] = "relevance"
+    page: int = Field(1, ge=1, le=MAX_PAGES)
+    size: int = Field(10, ge=1, description="Results per page, at most the configured max_page_size.")
+    facets: Annotated[list[Literal[FACET_FIELDS]], BeforeValidator(comma_separated)] = Field(
+        list(FACET_FIELDS), description="Facets to count (comma-separated or repeated; empty for none).")
 
     @field_validator("size")
     @classmethod
@@ -116,11 +134,7 @@ class SearchParams(BaseModel):
 
     def search_query(self) -> SearchQuery:
         """The backend's query object for these parameters."""
-        filters = Filters(
-            categories=tuple(self.category), causes=tuple(self.cause), regions=tuple(self.region),
-            organisation_id=self.organisation, outcomes=tuple(self.outcome), exemplar_only=self.exemplar,
-            received_from=self.from_, received_to=self.to, amount_min=self.amount_min, amount_max=self.amount_max)
-        return SearchQuery(text=self.q, mode=self.mode, filters=filters, facets=tuple(self.facets),
+        return SearchQuery(text=self.q, mode=self.mode, filters=self.filters(), facets=tuple(self.facets),
                            sort=self.sort, page=self.page, size=self.size)
 
 
@@ -136,8 +150,17 @@ def from_query_string(args: MultiDict) -> dict:
     return data
 
 
-def parse_search(request: Request, max_page_size: int, modes: tuple[str, ...] = MODES) -> SearchParams:
-    """The validated parameters of a search request; ProblemError (400 or 422) when they are not valid."""
+def parse_search(request: Request, max_page_size: int, modes: tuple[str, ...] = MODES,
+                 served: tuple[str, ...] | None = None) -> SearchParams:
+    """The validated parameters of a search request; ProblemError (400 or 422) when they are not valid.
+    A request that names no mode gets the default of the modes `served` (default: `modes`)."""
+    params = _validated_search(request, max_page_size, modes)
+    if "mode" in params.model_fields_set:
+        return params
+    return params.model_copy(update={"mode": default_mode(served or modes)})
+
+
+def _validated_search(request: Request, max_page_size: int, modes: tuple[str, ...]) -> SearchParams:
     if request.method == "POST":
         body = request.get_json(silent=True)
         if not isinstance(body, dict):

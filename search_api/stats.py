@@ -10,20 +10,21 @@ from typing import Annotated, Literal
 from urllib.parse import urlencode
 
 from flask import Blueprint, Response, abort, flash, jsonify, redirect, render_template, request, url_for
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BeforeValidator, Field, ValidationError
 from sqlalchemy import select
 
-from casekb.stats_export import to_csv, to_xlsx
+from casekb.stats_export import count_table, table, to_csv, to_xlsx
 from kb.early_warning import (BASELINES, METRICS, RULES, WINDOWS, IndicatorSpec, SurgeIndicator, acknowledge,
                               list_alerts, save_indicator)
 from kb.db import Database
-from kb.statistics import (DEFAULT_TIME_LIMIT_DAYS, DIMENSIONS, LINKED_DATABASES, LINKED_DIMENSIONS, StatsFilter,
-                           case_measures, database_sizes, linked_counts, personnel, refresh_if_stale,
+from kb.statistics import (DEFAULT_TIME_LIMIT_DAYS, DIMENSIONS, LINKED_DATABASES, LINKED_DIMENSIONS,
+                           ORGANISATION_DIMENSIONS, TIME_DIMENSIONS, UNRESOLVED, case_measures, database_sizes,
+                           linked_counts, linked_dimensions, organisation_structure, personnel, refresh_if_stale,
                            summary_is_current)
 from search_api.auth import audit, csrf, roles, viewer
 from search_api.ext import casekb
-from search_api.params import Repeated, comma_separated, from_query_string
-from search_api.problems import ProblemError
+from search_api.params import FilterParams, comma_separated, from_query_string
+from search_api.problems import INVALID_PARAMETERS, ProblemError
 
 log = logging.getLogger(__name__)
 bp = Blueprint("stats", __name__)
@@ -33,32 +34,29 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 _rebuilding = threading.Lock()
 
 
-class StatsParams(BaseModel):
+class StatsParams(FilterParams):
     """Statistics parameters: the search filters, plus how to slice."""
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-    category: Repeated = []
-    cause: Repeated = []
-    region: Repeated = []
-    organisation: int | None = Field(None, ge=1)
-    outcome: Repeated = []
-    exemplar: bool = False
-    from_: dt.date | None = Field(None, alias="from")
-    to: dt.date | None = None
     by: Annotated[list[Literal[DIMENSIONS]], BeforeValidator(comma_separated)] = Field([], max_length=2)
     parent: int | None = Field(None, ge=1, description="With by=organisation: the children of this one.")
     as_of: dt.date | None = None
     time_limit: int = Field(DEFAULT_TIME_LIMIT_DAYS, ge=1, le=3650)
 
-    def filters(self) -> StatsFilter:
-        return StatsFilter(categories=tuple(self.category), causes=tuple(self.cause), regions=tuple(self.region),
-                           organisation_id=self.organisation, outcomes=tuple(self.outcome),
-                           exemplar_only=self.exemplar, received_from=self.from_, received_to=self.to)
+
+DATABASES = tuple(LINKED_DATABASES) + ("organisations",)
+DATABASE_DIMENSIONS = tuple(dict.fromkeys(LINKED_DIMENSIONS + ORGANISATION_DIMENSIONS))
 
 
 class LinkedStatsParams(StatsParams):
-    """Statistics parameters for a case-linked database: its cases' dimensions, and its own kind."""
-    by: Annotated[list[Literal[LINKED_DIMENSIONS]], BeforeValidator(comma_separated)] = Field([], max_length=2)
+    """Statistics parameters for one of the databases besides the cases: its cases' dimensions and its own
+    (kind; role of parties; level of organisations, which slice by organisation or level only, one at a time)."""
+    by: Annotated[list[Literal[DATABASE_DIMENSIONS]], BeforeValidator(comma_separated)] = Field([], max_length=2)
+
+
+class PageParams(StatsParams):
+    """The statistics page: the filters, the time series' grain and the database chart's database and slice."""
+    grain: Literal[TIME_DIMENSIONS] = "month"
+    database: Literal[DATABASES] = "unsuccessful_cases"
+    database_by: Literal[DATABASE_DIMENSIONS] = "kind"
 
 
 def _params(model: type[StatsParams] = StatsParams) -> StatsParams:
@@ -100,11 +98,18 @@ def _rebuild(db: Database) -> None:
         _rebuilding.release()
 
 
-def search_link(params: StatsParams, by: list[str], key: tuple) -> str:
-    """The search page for the cases behind one statistics cell."""
+#: the case search a database's rows lead to: its exemplars, or its unresolved cases
+DATABASE_SEARCH = {"exemplar_cases": {"exemplar": "true"}, "unsuccessful_cases": {"outcome": list(UNRESOLVED)}}
+
+
+def search_link(params: StatsParams, by: list[str], key: tuple, database: str | None = None) -> str:
+    """The search page for the cases behind one statistics cell (a database's own dimensions, such as the
+    kind of a row, are not case filters: the link covers the cell's cases of every kind)."""
     args = {"category": params.category, "cause": params.cause, "region": params.region,
             "outcome": params.outcome, "organisation": params.organisation,
-            "from": params.from_, "to": params.to, "exemplar": "true" if params.exemplar else None}
+            "from": params.from_, "to": params.to, "exemplar": "true" if params.exemplar else None,
+            "amount_min": params.amount_min, "amount_max": params.amount_max}
+    args |= {name: value for name, value in DATABASE_SEARCH.get(database, {}).items() if not args[name]}
     for dim, value in zip(by, key):
         if value is None:
             continue
@@ -112,7 +117,7 @@ def search_link(params: StatsParams, by: list[str], key: tuple) -> str:
             args[dim] = [value]
         elif dim == "organisation":
             args["organisation"] = value
-        else:
+        elif dim in TIME_DIMENSIONS:
             args["from"], args["to"] = _period(dim, value)
     pairs = [(k, v) for k, values in args.items() if values not in (None, [])
              for v in (values if isinstance(values, list) else [values])]
@@ -149,11 +154,15 @@ def cases():
 def export(kind: str):
     params = _params()
     rows, _ = _measures(params)
-    name = "stats-" + ("-".join(params.by) or "total")
+    return _file(kind, "stats-" + ("-".join(params.by) or "total"), *table(rows, params.by))
+
+
+def _file(kind: str, name: str, header: list[str], body: list[list]) -> Response:
+    """A table as a CSV (with a BOM, for Excel) or XLSX download."""
     if kind == "csv":
-        return Response("\ufeff" + to_csv(rows, params.by), mimetype="text/csv",
+        return Response("\ufeff" + to_csv(header, body), mimetype="text/csv",
                         headers={"Content-Disposition": f"attachment; filename={name}.csv"})
-    return Response(to_xlsx(rows, params.by), mimetype=XLSX,
+    return Response(to_xlsx(header, body), mimetype=XLSX,
                     headers={"Content-Disposition": f"attachment; filename={name}.xlsx"})
 
 
@@ -163,13 +172,44 @@ def databases():
         return jsonify(databases=database_sizes(session), personnel=personnel(session).as_dict())
 
 
-@bp.get(f"/api/v1/stats/databases/<any({', '.join(LINKED_DATABASES)}):database>")
-def linked_database(database: str):
-    """Rows of a case-linked database sliced by its cases' region, category, time, organisation (and kind)."""
+@bp.get(f"/api/v1/stats/databases/<any({', '.join(DATABASES)}):database>")
+def database_rows(database: str):
+    """A database besides the cases, sliced: case-linked rows by their cases' region, category, time,
+    organisation and their own kind (role of parties); organisations by subtree or level."""
     params = _params(LinkedStatsParams)
+    return jsonify(database=database, by=params.by, rows=_database_rows(database, params, params.by))
+
+
+@bp.get(f"/api/v1/stats/databases/<any({', '.join(DATABASES)}):database>.<any(csv, xlsx):kind>")
+def database_export(database: str, kind: str):
+    params = _params(LinkedStatsParams)
+    by = params.by or (["organisation"] if database == "organisations" else [])
+    rows = _database_rows(database, params, params.by)
+    return _file(kind, f"stats-{database}-" + ("-".join(by) or "total"), *count_table(rows, by))
+
+
+def _database_rows(database: str, params: StatsParams, by: list[str]) -> list[dict]:
+    """The database's rows per group of `by` (organisations: by subtree when empty), each with
+    its case search (none when its group is no set of cases)."""
+    parent = params.parent or params.organisation
     with casekb().db.sessions() as session:
-        rows = linked_counts(session, database, params.filters(), params.by, parent=params.parent or params.organisation)
-    return jsonify(database=database, by=params.by, rows=rows)
+        if database == "organisations":
+            if len(by) > 1 or not set(by) <= set(ORGANISATION_DIMENSIONS):
+                raise ProblemError(400, f"organisations are sliced by one of {', '.join(ORGANISATION_DIMENSIONS)}.",
+                                   [{"field": "by", "reason": "not a dimension of organisations"}], INVALID_PARAMETERS)
+            by = by or ["organisation"]
+            rows = organisation_structure(session, params.filters(), by[0], parent)
+        else:
+            unknown = set(by) - set(linked_dimensions(database))
+            if unknown:
+                raise ProblemError(400, f"{database} has no dimension {sorted(unknown)[0]}; it has "
+                                   f"{', '.join(linked_dimensions(database))}.",
+                                   [{"field": "by", "reason": "not a dimension of this database"}], INVALID_PARAMETERS)
+            rows = linked_counts(session, database, params.filters(), by, parent=parent)
+    # A row's own kind (destination, role, level) is no case filter: its cases could not be searched alone.
+    linkable = set(by) <= set(DIMENSIONS)
+    return [row | {"search_url": search_link(params, by, tuple(row["key"]), database) if linkable else None}
+            for row in rows]
 
 
 @bp.get("/api/v1/stats/alerts")
@@ -232,7 +272,7 @@ def _save_indicator(body: dict) -> dict:
 
 @bp.get("/stats")
 def page():
-    params = _params()
+    params = _params(PageParams)
     filters = params.filters()
     kb = casekb()
     with kb.db.sessions() as session:
@@ -240,7 +280,7 @@ def page():
             return case_measures(session, filters, by, parent=parent, as_of=params.as_of,
                                  time_limit_days=params.time_limit)
         [total] = measured(()) or [None]
-        months = measured(("month",))
+        series = measured((params.grain,))
         categories = measured(("category",))
         organisations = measured(("organisation",), params.parent or params.organisation)
         heat = measured(("region", "category"))
@@ -250,12 +290,14 @@ def page():
         current = summary_is_current(session)
     if not current:
         rebuild_in_background(kb.db)
+    database_by = _database_slice(params.database, params.database_by)
+    database_rows = _database_rows(params.database, params, [database_by])
 
     def chart(rows, by):
         return {"labels": [" / ".join(r.label) for r in rows], "received": [r.received for r in rows],
                 "success_rate": [r.as_dict()["success_rate"] for r in rows],
                 "links": [search_link(params, by, r.key) for r in rows],
-                "drill": [url_for("stats.page", **(request.args.to_dict() | {"parent": r.key[0]}))
+                "drill": [url_for("stats.page", **(request.args.to_dict(flat=False) | {"parent": r.key[0]}))
                           if by == ["organisation"] and r.key[0] not in (None, params.parent) else None
                           for r in rows]}
 
@@ -263,16 +305,49 @@ def page():
     columns = sorted({r.key[1] for r in heat}, key=str)
     cells = {r.key: r for r in heat}
     peak = max((r.received for r in heat), default=0)
-    charts = {"months": chart(months, ["month"]), "categories": chart(categories, ["category"]),
+    count = "organisations" if params.database == "organisations" else "rows"
+    charts = {"series": chart(series, [params.grain]), "categories": chart(categories, ["category"]),
               "organisations": chart(organisations, ["organisation"]),
+              "database": {"labels": [" / ".join(r["label"]) for r in database_rows],
+                           "received": [r[count] for r in database_rows],
+                           "links": [r["search_url"] for r in database_rows], "label": DATABASE_NAMES[params.database]},
               "employment": {"专职": staff.full_time, "兼职": staff.part_time}, "specialities": staff.by_speciality,
               "ages": staff.by_age_band, "experts": staff.experts_by_field}
     return render_template(
         "stats.html", params=params, total=total.as_dict() if total else None, charts=json.dumps(charts, ensure_ascii=False),
         regions=regions, columns=columns, cells=cells, peak=peak, alerts=alert_rows, staff=staff,
-        may_manage=viewer().role in MANAGERS,
+        may_manage=viewer().role in MANAGERS, grains=GRAIN_LABELS, databases=DATABASE_NAMES,
+        database_dimensions={name: _page_dimensions(name) for name in DATABASES}, dimension_labels=DIMENSION_LABELS,
+        case_dimensions=DIMENSIONS,
         link=lambda by, key: search_link(params, by, key),
-        export=lambda kind, by: url_for("stats.export", kind=kind, **(request.args.to_dict() | {"by": by})))
+        export=lambda kind, by: url_for("stats.export", kind=kind, **(_filter_args() | {"by": by})),
+        database_export=lambda kind: url_for("stats.database_export", database=params.database, kind=kind,
+                                             **(_filter_args() | {"by": database_by})), database_by=database_by)
+
+
+GRAIN_LABELS = dict(zip(TIME_DIMENSIONS, ("日", "月", "季度", "年")))
+DATABASE_NAMES = {"exemplar_cases": "优秀案例", "unsuccessful_cases": "不成功案件", "quality_reviews": "质量评估",
+                  "learning_materials": "学习资料", "parties": "调解对象", "organisations": "调解组织"}
+DIMENSION_LABELS = GRAIN_LABELS | {"category": "类别", "cause": "案由", "region": "地区", "organisation": "组织",
+                                   "outcome": "结果", "kind": "类型", "role": "角色", "level": "层级"}
+
+
+def _page_dimensions(database: str) -> list[str]:
+    """The slices the page offers for a database (day and cause give too many bars for a chart)."""
+    dims = ORGANISATION_DIMENSIONS if database == "organisations" else linked_dimensions(database)
+    return [d for d in dims if d not in ("day", "cause")]
+
+
+def _database_slice(database: str, asked: str) -> str:
+    """The asked slice when the database has it, else its category (organisations: subtree)."""
+    offered = _page_dimensions(database)
+    return asked if asked in offered else "category" if "category" in offered else offered[0]
+
+
+def _filter_args() -> dict:
+    """The request's arguments less the page's own, which the API refuses."""
+    own = PageParams.model_fields.keys() - StatsParams.model_fields.keys()
+    return {key: values for key, values in request.args.to_dict(flat=False).items() if key not in own}
 
 
 @bp.post("/stats/alerts/<int:alert_id>/ack")

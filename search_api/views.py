@@ -15,6 +15,7 @@ from wtforms.validators import Length
 
 from indexer.backend_common import FILTER_LABELS
 from indexer.query import MODES, Filters, Suggestion
+from kb.duplicates import duplicates_of
 from kb.models import DisputeCase
 from search_api.auth import audit, roles, viewer
 from search_api.cases import CASE_OPTIONS, load_case, similar_cases
@@ -87,7 +88,7 @@ def _url_helpers():
 @bp.get("/")
 def search():
     kb = casekb()
-    params = parse_search(request, kb.settings.max_page_size)
+    params = parse_search(request, kb.settings.max_page_size, served=kb.backend.modes())
     query = params.search_query()
     notice = None
     if query.mode != "keyword" and kb.backend.encoder_factory is None:
@@ -117,8 +118,10 @@ def case(case_id: int):
     kb = casekb()
     with kb.db.sessions() as session:
         detail = load_case(session, case_id, viewer())
-        masked = detail if detail is None or not detail.personal_data_shown else load_case(session, case_id)
         sessions = my_sessions(session) if viewer().role in RUNS_SESSIONS else []
+        similar = similar_cases(kb.backend, session, case_id).hits if detail is not None else []
+        case_row = session.get(DisputeCase, case_id)
+        duplicates = [(c.id, c.external_id) for c in duplicates_of(session, case_row)] if case_row else []
     if detail is None:
         abort(404)
     audit("view", f"case:{case_id}", personal_data=detail.personal_data_shown)
@@ -128,7 +131,7 @@ def case(case_id: int):
     if viewer().role in CURATORS:
         exemplar_form = ExemplarForm(note=detail.exemplar.note if detail.exemplar else "",
                                      techniques="，".join(detail.exemplar.techniques) if detail.exemplar else "")
-    return render_template("case.html", case=detail, similar=similar_cases(kb.backend, masked).hits,
+    return render_template("case.html", case=detail, similar=similar, duplicates=duplicates,
                            pin_form=pin_form if sessions else None, exemplar_form=exemplar_form,
                            confirm=ConfirmForm(), personal_data_shown=detail.personal_data_shown)
 

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import threading
 
 import pytest
 from sqlalchemy import select
 
 from casekb.config import load_settings
-from conftest import backend_settings, case_row, write_jsonl
+from conftest import SEARCH_BACKENDS, backend_settings, case_row, write_jsonl
 from corpus.importer import import_file
 from indexer import api as indexer_api
 from indexer.api import Indexer, open_backend
@@ -16,7 +17,7 @@ from indexer.backend_common import IndexWriteError
 from indexer.documents import IndexDocument
 from indexer.elasticsearch_backend import ElasticsearchBackend
 from indexer.query import Filters, SearchQuery
-from kb.models import IndexTask, Organisation
+from kb.models import DisputeCase, IndexTask, Organisation
 
 #: Keyword and filter queries over the demo corpus, each compared between the two backends.
 AGREEMENT_QUERIES = [
@@ -108,8 +109,8 @@ def test_failed_cases_stay_in_the_outbox_and_the_others_leave(db, es_backend, se
         bad = max(session.scalars(select(IndexTask.entity_id)))
     good_document_for = indexer_api.document_for
 
-    def document_for(case):
-        doc = good_document_for(case)
+    def document_for(case, *group):
+        doc = good_document_for(case, *group)
         return dataclasses.replace(doc, amount="很多") if doc.case_id == bad else doc
 
     monkeypatch.setattr(indexer_api, "document_for", document_for)  # data the cluster refuses, for one case
@@ -146,3 +147,58 @@ def test_settings_choose_the_backend_and_its_credentials(tmp_path, monkeypatch):
     monkeypatch.setenv("CASEKB_BACKEND", "solr")
     with pytest.raises(ValueError, match="CASEKB_BACKEND"):
         load_settings(home=tmp_path)
+
+
+def test_a_case_deleted_while_a_rebuild_runs_stays_deleted_after_the_swap(db, backend, settings, tmp_path,
+                                                                          monkeypatch):
+    import_file(db, settings, write_jsonl(tmp_path / "a.jsonl", [case_row(i) for i in range(4)]))
+    Indexer(db, backend).drain()
+    read_documents, deleted = indexer_api._load_documents, []
+
+    def read_then_delete(session, case_ids):
+        """The rebuild reads a chunk; then another process deletes one of its cases and indexes that."""
+        docs = read_documents(session, case_ids)
+        if not deleted:
+            deleted.append(case_ids[0])
+            with db.transaction() as other:
+                other.delete(other.get(DisputeCase, case_ids[0]))
+            indexing = threading.Thread(target=Indexer(db, backend).drain)
+            indexing.start()
+            # The embedded backend's rebuild holds its write lock, so there that indexer waits for the swap.
+            indexing.join(timeout=None if backend.name == "elasticsearch" else 1)
+            threads.append(indexing)
+        return docs
+
+    threads: list[threading.Thread] = []
+    monkeypatch.setattr(indexer_api, "_load_documents", read_then_delete)
+    Indexer(db, backend, batch_size=2).reindex()
+    threads[0].join()
+    assert backend.document_count() == 3
+    assert deleted[0] not in {hit.case_id for hit in backend.search(SearchQuery(text="借款", size=10)).hits}
+
+
+@pytest.mark.parametrize("kind", SEARCH_BACKENDS)
+def test_processes_creating_the_first_index_at_once_share_one(kind, settings, request):
+    kind_settings = backend_settings(settings, kind, request)
+    # Each with its own client (or file handles), as in separate processes.
+    starters = [open_backend(kind_settings) for _ in range(4)]
+    ready = threading.Barrier(len(starters))
+    failures = []
+
+    def write_first(number: int) -> None:
+        ready.wait()
+        try:
+            with starters[number].writer() as writer:
+                writer.upsert([document(number + 1, 1, f"第{number + 1}件借款纠纷")])
+        except Exception as error:  # noqa: BLE001  (asserted below)
+            failures.append(error)
+
+    threads = [threading.Thread(target=write_first, args=(n,)) for n in range(len(starters))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert starters[0].document_count() == len(starters)
+    if kind == "elasticsearch":
+        assert len(starters[0].generations()) == 1

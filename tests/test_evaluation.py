@@ -9,8 +9,9 @@ import pytest
 from click.testing import CliRunner
 
 from casekb.cli import main
-from casekb.evaluation import (HALVES, LOO_SOURCE, average_precision, half_of, ndcg_at_k, precision_at_k,
-                               read_jsonl, reciprocal_rank_at_k, summarise, triplet_accuracy)
+from casekb.evaluation import (HALVES, LOO_SOURCE, EvalCase, average_precision, half_of, leave_one_out_scores,
+                               ndcg_at_k, precision_at_k, read_jsonl, reciprocal_rank_at_k, summarise,
+                               triplet_accuracy, triplet_scores)
 from conftest import SHARED_DATA, case_row, write_jsonl
 
 
@@ -49,6 +50,25 @@ def test_halves_are_stable_and_both_used():
     assert summary["dev"]["n"] + summary["held-out"]["n"] == 40
 
 
+def test_triplet_scores_compare_the_places_of_b_and_c_in_a_ranking_for_a():
+    texts = ["a", "b", "c", "d"]
+    rows = [{"id": 1, "A": "a", "B": "b", "C": "c"}, {"id": 2, "A": "a", "B": "c", "C": "d"},
+            {"id": 3, "A": "d", "B": "a", "C": "b"}]
+    rankings = {"a": [1, 3, 2], "d": [4, 3]}  # case numbers from 1; "d" ranks neither a nor b
+    scores = dict(triplet_scores(rows, rankings.__getitem__, texts))
+    # c before b: wrong; c ranked, d not: right; neither ranked: a tie
+    assert scores == {"1": {"accuracy": 0.0}, "2": {"accuracy": 1.0}, "3": {"accuracy": 0.5}}
+
+
+def test_leave_one_out_drops_the_query_and_skips_causes_seen_once():
+    cases = [EvalCase("x1", "t1", cause="借贷"), EvalCase("x2", "t2", cause="借贷"), EvalCase("y", "t3", cause="离婚")]
+    rankings = {"t1": [1, 3, 2], "t2": [2, 1, 3], "t3": [3, 1, 2]}
+    scores = dict(leave_one_out_scores(cases, rankings.__getitem__))
+    assert set(scores) == {"x1", "x2"}  # 离婚 has no other case to find
+    assert scores["x1"]["MRR@10"] == 0.5 and scores["x2"]["MRR@10"] == 1.0
+    assert scores["x1"]["P@10"] == 0.1
+
+
 def small_shared_data(folder: Path) -> Path:
     """A slice of the real data: the three shortest SCM triplets, the three shortest CJRC cases of two causes."""
     triplets = sorted(read_jsonl(SHARED_DATA / "eval" / "scm_triplets.jsonl"),
@@ -82,11 +102,15 @@ def test_eval_command_on_a_small_slice(model_dir, tmp_path):
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text(encoding="utf-8"))
     assert set(report) == {"triplets scm_triplets", "leave-one-out same cause", "rerank rerank", "labelled labelled"}
-    assert set(report["triplets scm_triplets"]) == {"keyword", "semantic", "hybrid"}
+    # the search modes, and case-to-case similarity on the sets whose queries are cases
+    assert set(report["triplets scm_triplets"]) == {"keyword", "semantic", "hybrid", "similar"}
+    assert report["triplets scm_triplets"]["similar"]["all"]["n"] == 2
+    assert report["leave-one-out same cause"]["similar"]["all"]["n"] == 2
+    assert set(report["rerank rerank"]) == {"keyword", "semantic", "hybrid"}
     assert report["triplets scm_triplets"]["hybrid"]["all"]["n"] == 2
     assert report["leave-one-out same cause"]["semantic"]["all"]["n"] == 2  # the first two are one cause
     assert report["rerank rerank"]["semantic"]["all"]["MAP"] == 1.0
     # one of the two library cases is a 合同 case, and only two can be found
     assert report["labelled labelled"]["keyword"]["all"]["category P@10"] == 0.1
-    assert "hybrid" in result.output and "MAP" in result.output
+    assert "hybrid" in result.output and "similar" in result.output and "MAP" in result.output
     assert (tmp_path / "home" / "embeddings.sqlite3").exists()  # vectors are cached for the next run

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from casekb.cli import main
+import corpus.importer
 from conftest import case_row, write_jsonl
 from corpus.importer import ImportRejected, import_file
 from corpus.readers import ImportFileError
@@ -100,6 +101,17 @@ def test_changed_row_updates_the_case_and_queues_it(db, settings, tmp_path):
     assert report.updated == 1
     assert snapshot(db)[0][1:] == ("新标题", case_row(1)["text"], 2)
     assert count(db, IndexTask) == tasks_before + 1
+
+
+def test_a_file_of_several_chunks_upserts_every_row_by_id(db, settings, tmp_path, monkeypatch):
+    monkeypatch.setattr(corpus.importer, "CHUNK_ROWS", 7)
+    first = import_file(db, settings, write_jsonl(tmp_path / "a.jsonl", [case_row(i) for i in range(23)]))
+    assert (first.created, count(db, DisputeCase), count(db, IndexTask)) == (23, 23, 23)
+    changed = [case_row(i, title="改过的标题") if i in (3, 20) else case_row(i) for i in range(23)]
+    second = import_file(db, settings, write_jsonl(tmp_path / "b.jsonl", changed + [case_row(23)]))
+    assert (second.created, second.updated, second.unchanged) == (1, 2, 21)
+    assert [row[0] for row in snapshot(db) if row[1] == "改过的标题"] == ["t-20", "t-3"]
+    assert count(db, IndexTask) == 23 + 3
 
 
 def test_gbk_file_gets_a_clear_error_and_imports_with_its_encoding(db, settings, tmp_path):

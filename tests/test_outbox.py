@@ -9,7 +9,9 @@ import threading
 from sqlalchemy import func, select
 
 from conftest import case_row, write_jsonl
+import indexer.api
 from corpus.importer import import_file
+from indexer.api import Indexer
 from indexer.query import SearchQuery
 from kb.models import DisputeCase, ExemplarMark, IndexTask, Party
 
@@ -130,3 +132,13 @@ def test_changes_queued_during_a_rebuild_are_not_lost(db, indexer, backend, sett
     assert total(backend, "宅基地") == 0
     indexer.drain()  # ... and reaches the new index on the next drain
     assert total(backend, "宅基地") == 1
+
+
+def test_drain_commits_in_several_batches_and_empties_the_outbox(db, backend, settings, tmp_path, monkeypatch):
+    monkeypatch.setattr(indexer.api, "COMMIT_CASES", 3)
+    import_file(db, settings, write_jsonl(tmp_path / "cases.jsonl", [case_row(i) for i in range(10)]))
+    with db.transaction() as session:  # a case deleted before indexing is taken out, not written
+        session.delete(session.scalar(select(DisputeCase).where(DisputeCase.external_id == "t-4")))
+    assert Indexer(db, backend, batch_size=2).drain() == 10
+    assert pending(db) == [] and total(backend) == 9
+    assert total(backend, "借款") == 9

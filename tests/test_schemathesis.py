@@ -16,7 +16,10 @@ from test_roles import world  # noqa: F401  (the same library and users)
 EXAMPLES = 60
 #: rules across parameters (from ≤ to, amount_min ≤ amount_max) that JSON Schema cannot state: a request
 #: breaking them is schema-valid yet rightly answered 400, so "valid data is accepted" does not hold there
-CROSS_FIELD_RULES = {"/api/v1/search"}
+#: (statistics: also the dimensions each database has, and organisations slice by one)
+CROSS_FIELD_RULES = {"/api/v1/search", "/api/v1/stats/cases", "/api/v1/stats/cases.csv", "/api/v1/stats/cases.xlsx",
+                     "/api/v1/stats/databases/{database}", "/api/v1/stats/databases/{database}.csv",
+                     "/api/v1/stats/databases/{database}.xlsx"}
 
 
 def _not_applicable(case) -> list:

@@ -1,19 +1,36 @@
 """The pure text functions: normalisation, query parsing, masking, snippets."""
 from __future__ import annotations
 
+import json
 import re
 
+import jieba
 import pytest
 
+from casekb.config import SEGMENTERS, load_settings
 from conftest import SHARED_DATA
+from indexer.api import open_backend
 from indexer.masking import mask_personal_data
 from indexer.snippets import matched_terms, snippet
-from indexer.text import char_tokens, normalise, parse_query, segmenter_for
+from indexer.text import (ENGINES, PROJECT_DICTIONARY, char_tokens, is_term, normalise, parse_query,
+                          segmenter_for)
+
+LEGAL_TERMS = SHARED_DATA / "legal_terms.txt"
+
+
+@pytest.fixture(scope="module", params=["rjieba", "jieba"])
+def segmenter(request):
+    return segmenter_for(LEGAL_TERMS, request.param)
 
 
 @pytest.fixture(scope="module")
-def segmenter():
-    return segmenter_for(SHARED_DATA / "legal_terms.txt")
+def jieba_search_terms():
+    """The reference: jieba itself, given the dictionaries by its own load_userdict, search mode."""
+    tokenizer = jieba.Tokenizer()
+    tokenizer.initialize()
+    for path in (LEGAL_TERMS, PROJECT_DICTIONARY):
+        tokenizer.load_userdict(str(path))
+    return lambda text: [word for word in tokenizer.cut_for_search(text) if is_term(word)]
 
 
 def test_normalise_traditional_and_full_width_keeps_length():
@@ -80,3 +97,54 @@ def test_snippet_escapes_html_and_picks_the_densest_window():
 
 def test_matched_terms_look_at_title_cause_and_text():
     assert matched_terms(("民间借贷", "离婚"), "民间借贷纠纷", "", "借款五万元") == ("民间借贷",)
+
+
+def _demo_texts() -> list[str]:
+    """Every demo case's title, text and cause, normalised and masked as the indexer does."""
+    rows = [json.loads(line) for line in (SHARED_DATA / "cases_demo.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert len(rows) == 1694
+    return [text for row in rows for text in (
+        normalise(mask_personal_data(row["title"])) + "\n" + normalise(mask_personal_data(row["text"])),
+        normalise(row.get("cause") or ""))]
+
+
+def test_rjieba_and_jieba_give_jiebas_own_search_words_on_the_demo_corpus(jieba_search_terms):
+    rust, python = segmenter_for(LEGAL_TERMS, "rjieba"), segmenter_for(LEGAL_TERMS, "jieba")
+    for text in _demo_texts():
+        expected = jieba_search_terms(text)
+        assert rust.terms(text) == expected, text[:80]
+        assert python.terms(text) == expected, text[:80]
+
+
+def test_segmentation_never_crosses_a_line_break(segmenter):
+    # analysed_fields relies on it to segment a title once for the title and the whole-text fields.
+    for text in _demo_texts()[:400:2]:
+        title, body = text.split("\n", 1)
+        assert segmenter.terms(text) == segmenter.terms(title) + segmenter.terms(body)
+
+
+@pytest.mark.parametrize("text", [
+    "7-10天内还清", "网址www.163.com，见music.163.com", "利率3.5%，50%的份额", "c#与c++工程师", "4s店维修",
+    "并于2016年起诉", "㐀𠀀鿖字é①ⅲ混排", "a.5.6号楼a1-305室", "2019年3月5日\r\n借款\t五万元",
+])
+def test_numbers_latin_and_rare_characters_split_as_jieba_splits_them(segmenter, jieba_search_terms, text):
+    assert segmenter.terms(normalise(text)) == jieba_search_terms(normalise(text))
+
+
+@pytest.mark.parametrize("term", ["担保物权纠纷", "婚约财产纠纷", "调解协议", "司法确认"])
+def test_dictionary_words_stay_whole_in_both_engines(segmenter, term):
+    # jieba's own dictionary splits these; only the loaded legal and mediation dictionaries keep them.
+    assert term in segmenter.terms(f"双方就{term}达成一致")
+
+
+def test_the_configured_segmenter_serves_documents_and_queries(tmp_path, monkeypatch):
+    monkeypatch.setenv("CASEKB_SEGMENTER", "jieba")
+    settings = load_settings(home=tmp_path, shared_data=SHARED_DATA)
+    assert settings.segmenter == "jieba"
+    assert open_backend(settings).segmenter.engine == "jieba"
+    assert open_backend(load_settings(home=tmp_path, shared_data=SHARED_DATA, segmenter="rjieba")).segmenter.engine \
+        == "rjieba"
+    assert set(SEGMENTERS) == set(ENGINES)
+    monkeypatch.setenv("CASEKB_SEGMENTER", "hanlp")
+    with pytest.raises(ValueError, match="CASEKB_SEGMENTER"):
+        load_settings(home=tmp_path, shared_data=SHARED_DATA)

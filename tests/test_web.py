@@ -131,13 +131,14 @@ def assert_no_personal_data(text: str) -> None:
 
 def test_search_returns_the_documented_shape(client):
     body = search(client, q="民间借贷")
-    assert set(body) == {"total", "took_ms", "hits", "facets", "suggestions", "query_terms", "page", "size",
+    assert set(body) == {"total", "took_ms", "hits", "facets", "suggestions", "query_terms", "page", "size", "mode",
                          "semantic_coverage"}
     assert body["semantic_coverage"] is None
     assert body["total"] == 2 and body["page"] == 1 and body["size"] == 10
     hit = body["hits"][0]
     assert set(hit) == {"case_id", "external_id", "title", "score", "snippet", "matched_terms", "category", "cause",
-                        "region", "outcome", "received_on", "exemplar", "best_passage"}
+                        "region", "outcome", "received_on", "exemplar", "best_passage", "duplicates",
+                        "shared_facts"}
     assert hit["cause"] == "民间借贷纠纷" and hit["score"] > 0 and hit["matched_terms"]
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", hit["received_on"])
     assert set(body["facets"]) == {"category", "cause", "region", "outcome"}
@@ -365,3 +366,11 @@ def test_semantic_mode_without_a_model_is_refused_and_not_advertised(client):
 def test_ui_falls_back_to_keyword_search_without_a_model(client):
     page = client.get("/", query_string={"q": "民间借贷", "mode": "hybrid"}).get_data(as_text=True)
     assert "已改用关键词检索" in page and "<mark>" in page
+
+
+def test_search_without_a_mode_uses_keyword_where_no_model_is_installed(client):
+    body = search(client, q="借钱不还")
+    assert body["mode"] == "keyword"
+    schema = client.get("/api/v1/openapi.json").get_json()
+    mode = next(p for p in schema["paths"]["/api/v1/search"]["get"]["parameters"] if p["name"] == "mode")
+    assert mode["schema"]["default"] == "keyword"

@@ -1,0 +1,194 @@
+"""One benchmark run: generate, import, index, embed, then time every engine on the same queries."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import platform
+import resource
+import shutil
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from casekb.benchmark import engines, phases
+from casekb.benchmark.comparators import BM25_MAX_DOCS, RankBM25, SqliteFts5, tokenised_documents
+from casekb.benchmark.corpus import generate_corpus, read_cases
+from casekb.benchmark.derived_vectors import build_vectors
+from casekb.benchmark.es_server import elasticsearch_url
+from casekb.benchmark.latency import measure
+from casekb.benchmark.queries import sample_queries
+from casekb.config import Settings
+from indexer.api import encoder_factory, open_backend
+from indexer.text import parse_query
+
+Echo = Callable[[str], None]
+QUERY_SOURCE_CASES = 2000
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    size: int = 10_000
+    queries: int = 500
+    concurrency: int = 8
+    elasticsearch: bool = True
+    embed_sample: int = 16
+    #: rank_bm25 and a noida-db Elasticsearch get at most this many of the queries (they are slow)
+    slow_queries: int = 100
+    seed: int = 7
+
+
+def bench_settings(settings: Settings, size: int) -> Settings:
+    """A library of its own under `<home>/bench/<size>/library` (SQLite), with the installed model."""
+    home = settings.home / "bench" / str(size) / "library"
+    model = settings.embedding_model_dir if encoder_factory(settings) else None
+    return dataclasses.replace(settings, home=home, database_url=f"sqlite:///{home / 'casekb.sqlite3'}",
+                               backend="embedded", embedding_model=model)
+
+
+def _build(settings: Settings, options: BenchOptions, files: list[Path], echo: Echo) -> dict:
+    shutil.rmtree(settings.home, ignore_errors=True)
+    settings.home.mkdir(parents=True)
+    built = {}
+    echo(f"importing {options.size} cases (casekb importer, child process)")
+    built["import"] = phases.in_child(phases.import_cases, settings, files)
+    echo("keyword indexing (Indexer.drain into the embedded backend, child process)")
+    built["index"] = phases.in_child(phases.index_cases, settings)
+    total = built["import"]["seconds"] + built["index"]["seconds"]
+    built["import_and_index"] = {"seconds": total, "cases_per_s": options.size / total}
+    echo(f"import {built['import']['cases_per_s']:.0f} cases/s, keyword indexing {built['index']['cases_per_s']:.0f} "
+         f"cases/s, both {built['import_and_index']['cases_per_s']:.0f} cases/s ({total:.1f} s)")
+    built["sizes_mb"] = {"database": sum(map(phases.disk_mb, settings.home.glob("casekb.sqlite3*"))),  # with WAL
+                         "keyword_index": phases.disk_mb(settings.index_dir)}
+    return built
+
+
+def _semantic(settings: Settings, real_cache: Path, options: BenchOptions, files: list[Path], echo: Echo) -> dict:
+    echo("passage vectors derived from cached real embeddings of the demo cases (child process)")
+    found = {"vectors": phases.in_child(build_vectors, settings, files, real_cache, options.seed)}
+    echo(f"embedding throughput: {options.embed_sample} cases with the real model (child process)")
+    found["embedding"] = phases.in_child(phases.embed_sample, settings, list(read_cases(files, options.embed_sample)))
+    echo(f"embedding: {found['embedding']['cases_per_s']:.2f} cases/s, {found['embedding']['chars_per_s']:.0f} chars/s")
+    return found
+
+
+def _time_matrix(all_engines: list[engines.Engine], count: int, clients: int, echo: Echo) -> list[dict]:
+    rows = []
+    for engine in all_engines:
+        numbers = list(range(min(count, engine.max_queries or count)))
+        for filtered in (False, True):
+            for width in ((1, clients) if engine.concurrent and clients > 1 else (1,)):
+                found = measure(lambda n: engine.search(n, filtered), numbers, width)
+                rows.append({"engine": engine.name, "mode": engine.mode, "filtered": filtered, "clients": width,
+                             **found})
+                echo(f"  {engine.name:>16} {engine.mode:<9} {'filtered' if filtered else 'all':<8} x{width}: "
+                     f"p50 {found['p50_ms']:.2f} ms, p99 {found['p99_ms']:.2f} ms, {found['qps']:.0f} q/s")
+    return rows
+
+
+def run_benchmark(settings: Settings, options: BenchOptions, echo: Echo = print,
+                  checkpoint: Callable[[dict], None] = lambda result: None) -> dict:
+    """Everything measured, as one JSON-ready dict (latency rows keep their raw timings for plots).
+    Cheap engines are timed first; `checkpoint` gets the result so far after each group of engines,
+    so a run stopped midway (1M cases) still leaves its figures."""
+    started = time.perf_counter()
+    echo = _with_elapsed(echo, started)
+    root = settings.home / "bench" / str(options.size)
+    echo(f"corpus of {options.size} cases under {root / 'corpus'}")
+    files = generate_corpus(settings.demo_cases, options.size, root / "corpus", options.seed)
+    library = bench_settings(settings, options.size)
+    result = {"size": options.size, "options": dataclasses.asdict(options), "machine": _machine(),
+              "build": _build(library, options, files, echo), "latency": []}
+    backend = open_backend(library)
+    queries = sample_queries([row["text"] for row in read_cases(files, QUERY_SOURCE_CASES)], options.queries,
+                             options.seed)
+    parsed = [parse_query(query.text, backend.segmenter) for query in queries]
+
+    def time_engines(group: list[engines.Engine]) -> None:
+        echo(f"timing {', '.join(e.name + ' ' + e.mode for e in group)} on {len(queries)} queries")
+        result["latency"] += _time_matrix(group, len(queries), options.concurrency, echo)
+        result["build"]["query_phase_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        result["seconds"] = time.perf_counter() - started
+        result["machine"]["load_average_at_end"] = os.getloadavg()[0]
+        checkpoint(result)
+
+    time_engines([engines.casekb_engine(backend, queries, "keyword"),
+                  engines.raw_tantivy_engine(backend, queries, parsed)])
+    group = []
+    result["comparators"] = _comparators(library, backend, queries, parsed, options, group, echo)
+    time_engines(group)
+    if options.elasticsearch:
+        with ExitStack() as stack:
+            group = []
+            result["build"]["elasticsearch"] = _elasticsearch(stack, library, root, queries, options, group, echo)
+            time_engines(group)
+    if library.embedding_model is None:
+        echo("no embedding model installed (`casekb model install`): keyword only")
+        result["finished"] = True
+        return result
+    result["build"].update(_semantic(library, settings.home / "embeddings.sqlite3", options, files, echo))
+    result["build"]["sizes_mb"]["vectors"] = result["build"]["vectors"]["vectors_mb"]
+    encoder, vectors = backend.encoder(), {}
+    result["query_embedding"] = measure(lambda n: vectors.__setitem__(n, encoder.query(queries[n].text)),
+                                        range(len(queries)))
+    echo(f"query embedding p50 {result['query_embedding']['p50_ms']:.1f} ms")
+    vectors = np.vstack([vectors[n] for n in range(len(queries))])
+    time_engines([engines.raw_faiss_engine(backend, queries, vectors),
+                  *(engines.casekb_engine(backend, queries, mode) for mode in ("semantic", "hybrid"))])
+    result["finished"] = True
+    return result
+
+
+def _comparators(library, backend, queries, parsed, options, all_engines, echo) -> dict:
+    """rank_bm25 (up to BM25_MAX_DOCS cases) and SQLite FTS5 over the same terms; their build times."""
+    echo("tokenising the indexed texts for rank_bm25 and SQLite FTS5 (the same jieba terms)")
+    documents, built = tokenised_documents(backend._searcher(), backend.segmenter), {}
+    if options.size <= BM25_MAX_DOCS:
+        started = time.perf_counter()
+        documents = list(documents)
+        built["tokenise_s"] = time.perf_counter() - started
+        started = time.perf_counter()
+        all_engines.append(engines.bm25_engine(RankBM25(documents), queries, parsed, options.slow_queries))
+        built["rank_bm25_build_s"] = time.perf_counter() - started
+    else:
+        echo(f"rank_bm25 left out above {BM25_MAX_DOCS} cases: it would hold every term count in Python dicts")
+    started = time.perf_counter()
+    fts = SqliteFts5(documents, library.home / "fts5.sqlite3")
+    built["fts5_build_s"] = time.perf_counter() - started  # with the tokenising, above BM25_MAX_DOCS
+    built["fts5_mb"] = phases.disk_mb(fts.path)
+    all_engines.append(engines.fts5_engine(fts, queries, parsed))
+    return built
+
+
+def _elasticsearch(stack: ExitStack, library: Settings, root: Path, queries, options, all_engines, echo) -> dict:
+    url, what = stack.enter_context(elasticsearch_url(library.es_url, root / "noida"))
+    es_settings = dataclasses.replace(library, backend="elasticsearch", es_url=url,
+                                      es_index=f"casekb-bench-{root.name}")
+    echo(f"indexing into {what} at {url} (Indexer.reindex, child process)")
+    built = {"server": what, **phases.in_child(phases.rebuild_cases, es_settings)}
+    es_backend = open_backend(es_settings)
+    stack.callback(_drop_indices, es_backend)
+    engine = engines.casekb_engine(es_backend, queries, "keyword", "elasticsearch")
+    # noida-db answers one request at a time and slowly: fewer queries, and no concurrent clients, which only queue.
+    all_engines.append(engine if library.es_url else
+                       dataclasses.replace(engine, max_queries=options.slow_queries, concurrent=False))
+    return built
+
+
+def _drop_indices(backend) -> None:
+    for name in backend.generations():
+        backend.client.indices.delete(index=name, ignore_unavailable=True)
+    backend.client.options(ignore_status=404).indices.delete_index_template(name=backend.alias)
+
+
+def _with_elapsed(echo: Echo, started: float) -> Echo:
+    return lambda line: echo(f"[{time.perf_counter() - started:5.0f} s] {line}")
+
+
+def _machine() -> dict:
+    """Where and when; the load average says how busy the (shared) machine was at the start."""
+    return {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform(),
+            "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "load_average": os.getloadavg()[0]}

@@ -1,0 +1,239 @@
+"""Case-to-case similarity, for "more like this" (similar cases for a case) and `casekb eval`.
+
+A candidate case is scored for a query case by five things:
+
+- meaning: the query's multilingual-e5 `query: ` vector of its whole text (the model reads the
+  first 512 tokens) against the normalised mean of the candidate's passage vectors (the passages
+  semantic search indexes, title in front: the vectors the index already stores, so a candidate
+  costs no model run; only the query's whole text is encoded, once, through the cache);
+- key facts: the share of elements of a small rule table (``dictionaries/loan_elements.tsv``:
+  借条, 担保, 利息, 转账/现金交付, 夫妻共同债务, 还款 ...) on which the two agree (both mention the
+  element or neither does), counted only when both cases are in the table's domain (loans);
+- distinctive terms: cosine of sublinear TF-IDF vectors over jieba terms, IDF from the candidates,
+  the candidate's title terms repeated TITLE_REPEAT times (a title is the cause in the demo);
+- title: the query's whole-text vector against the `query: ` vector of the candidate's title
+  (zero for a candidate without one);
+- cause: 1 where the query case has a cause and the candidate has the same one (the first thing a
+  mediator looks for in a precedent). `casekb eval` cannot weigh it: there the cause is the answer,
+  so its query cases come without one.
+
+score = meaning + ELEMENT_WEIGHT × agreement + TERM_WEIGHT × terms + TITLE_WEIGHT × title
++ CAUSE_WEIGHT × cause. The form and the weights (but CAUSE_WEIGHT) were chosen on the dev halves of
+`casekb eval`'s SCM triplets and leave-one-out set; more like this (indexer/more_like_this.py) ranks
+its candidates with it, and `casekb eval` measures that path. README "Measuring quality" gives both halves.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from indexer.embeddings import Encoder
+from indexer.semantic import passage_inputs
+from indexer.text import Segmenter, normalise
+
+ELEMENT_RULES = Path(__file__).resolve().parent / "dictionaries" / "loan_elements.tsv"
+ELEMENT_WEIGHT = 0.5
+TERM_WEIGHT = 0.25
+TITLE_REPEAT = 5
+TITLE_WEIGHT = 0.5
+CAUSE_WEIGHT = 0.5
+_DOMAIN = "@domain"
+#: cases whose terms and elements a CaseSimilarity keeps (it starts afresh when full)
+MEMO_SIZE = 20_000
+# Quote marks carry no meaning for the model; without them a case's whole-text vector is the one a
+# search with its text (as `casekb eval` runs) already computed and cached.
+_QUOTES = re.compile(r'["“”「」『』]')
+
+
+def _memo(store: dict, key, compute):
+    """store[key], computed and kept on first use; the store is emptied when it holds MEMO_SIZE."""
+    value = store.get(key)
+    if value is None:
+        if len(store) >= MEMO_SIZE:
+            store.clear()
+        value = store[key] = compute(key)
+    return value
+
+
+@dataclass(frozen=True)
+class ElementRule:
+    name: str
+    pattern: re.Pattern
+
+
+@dataclass(frozen=True)
+class ElementTable:
+    """Key-fact elements of one kind of case, and the pattern that says a case is of that kind."""
+    domain: re.Pattern
+    rules: tuple[ElementRule, ...]
+
+    def elements(self, text: str) -> frozenset[str]:
+        """The elements whose pattern occurs in the (normalised) text."""
+        normalised = normalise(text)
+        return frozenset(rule.name for rule in self.rules if rule.pattern.search(normalised))
+
+    def applies_to(self, text: str) -> bool:
+        return self.domain.search(normalise(text)) is not None
+
+    def agreement(self, a: frozenset[str], b: frozenset[str]) -> float:
+        """Share of the elements on which two cases agree: both mention it, or neither does."""
+        return 1 - sum((rule.name in a) != (rule.name in b) for rule in self.rules) / len(self.rules)
+
+
+def load_element_table(path: Path = ELEMENT_RULES) -> ElementTable:
+    """`name<TAB>regular expression` a line, one `@domain<TAB>regular expression` line; blank lines
+    and `#` comments skipped."""
+    rules: dict[str, ElementRule] = {}
+    domain = None
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        name, tab, pattern = line.partition("\t")
+        name, pattern = name.strip(), pattern.strip()
+        if not (tab and name and pattern):
+            raise ValueError(f"{path}:{number}: expected an element name, a tab and a regular expression")
+        if name in rules or (name == _DOMAIN and domain is not None):
+            raise ValueError(f"{path}:{number}: {name!r} is defined twice")
+        try:
+            compiled = re.compile(pattern)
+        except re.error as error:
+            raise ValueError(f"{path}:{number}: bad regular expression for {name!r}: {error}") from None
+        if name == _DOMAIN:
+            domain = compiled
+        else:
+            rules[name] = ElementRule(name, compiled)
+    if domain is None or not rules:
+        raise ValueError(f"{path}: needs a {_DOMAIN} line and at least one element")
+    return ElementTable(domain, tuple(rules.values()))
+
+
+@dataclass(frozen=True)
+class CaseText:
+    """A case as similarity sees it. The title (as indexed: in the demo, the cause) goes in front of
+    each passage and into the terms of a candidate; a query case is judged by its text and cause."""
+    text: str
+    title: str = ""
+    cause: str = ""
+
+
+@dataclass(frozen=True)
+class CandidatePool:
+    """Candidate cases profiled once, to rank any number of query cases against."""
+    meaning: np.ndarray  # (cases, dim): normalised mean of passage vectors (zeros for a case without)
+    elements: np.ndarray  # (cases, elements): 1.0 where the case mentions the element
+    in_domain: np.ndarray  # (cases,): 1.0 for cases of the element table's kind
+    vectorizer: TfidfVectorizer | None  # fitted on the candidates' terms; None where they have none
+    terms: object  # sparse (cases, vocabulary) TF-IDF rows
+    titles: np.ndarray  # (cases, dim): vector of the title, zeros where there is none
+    causes: np.ndarray  # (cases,): the cause of each case, "" where it has none
+
+    def __len__(self) -> int:
+        return len(self.meaning)
+
+
+class CaseSimilarity:
+    """Scores and ranks candidate cases for a query case; every vector goes through the encoder's cache."""
+
+    def __init__(self, encoder: Encoder, segmenter: Segmenter, table: ElementTable | None = None,
+                 element_weight: float = ELEMENT_WEIGHT, term_weight: float = TERM_WEIGHT,
+                 title_weight: float = TITLE_WEIGHT, cause_weight: float = CAUSE_WEIGHT):
+        self.encoder = encoder
+        self.segmenter = segmenter
+        self.table = table or load_element_table()
+        self.element_weight, self.term_weight = element_weight, term_weight
+        self.title_weight, self.cause_weight = title_weight, cause_weight
+        #: a library's candidates recur from one query case to the next: their terms and elements are kept
+        self._terms_of: dict[tuple[str, str], list[str]] = {}
+        self._elements_of: dict[str, tuple[frozenset[str], bool]] = {}
+
+    def _whole(self, cases: Sequence[CaseText]) -> np.ndarray:
+        return self.encoder.cached([_QUOTES.sub("", case.text) for case in cases], "query")
+
+    def whole_vector(self, text: str) -> np.ndarray:
+        """The `query: ` vector of a case's whole text: one model run, then the cache's."""
+        return self._whole([CaseText(text)])[0]
+
+    def _titles(self, cases: Sequence[CaseText]) -> np.ndarray:
+        titles = np.zeros((len(cases), self.encoder.dim), "float32")
+        titled = [i for i, case in enumerate(cases) if case.title.strip()]
+        if titled:
+            titles[titled] = self.encoder.cached([cases[i].title for i in titled], "query")
+        return titles
+
+    def _elements(self, cases: Sequence[CaseText]) -> tuple[np.ndarray, np.ndarray]:
+        found = [_memo(self._elements_of, case.text, lambda text: (self.table.elements(text),
+                                                                   self.table.applies_to(text))) for case in cases]
+        elements = np.array([[rule.name in names for rule in self.table.rules] for names, _ in found], "float32")
+        in_domain = np.array([applies for _, applies in found], "float32")
+        return elements.reshape(len(cases), len(self.table.rules)), in_domain
+
+    def _terms(self, text: str, title: str = "") -> list[str]:
+        return _memo(self._terms_of, (text, title), lambda key: self.segmenter.terms(normalise(text)) +
+                     self.segmenter.terms(normalise(title)) * TITLE_REPEAT)
+
+    def passage_means(self, candidates: Sequence[CaseText]) -> np.ndarray:
+        """Normalised mean passage vector of each case, encoded (through the cache) as the index embeds them."""
+        inputs = [passage_inputs(case.title, case.text) for case in candidates]
+        flat = self.encoder.passages([p for passages in inputs for p in passages])
+        bounds = np.cumsum([0] + [len(passages) for passages in inputs])
+        means = np.vstack([flat[start:end].mean(axis=0) for start, end in zip(bounds[:-1], bounds[1:])])
+        return means / np.linalg.norm(means, axis=1, keepdims=True)
+
+    def pool(self, candidates: Sequence[CaseText], passage_means: np.ndarray | None = None) -> CandidatePool:
+        """Profile candidates. `passage_means`: their stored mean passage vectors (a zero row for a case
+        not embedded yet); encoded here when not given."""
+        if not candidates:
+            empty = np.empty((0, self.encoder.dim), "float32")
+            return CandidatePool(empty, np.empty((0, len(self.table.rules))), np.empty(0), None, None, empty,
+                                 np.empty(0, object))
+        means = self.passage_means(candidates) if passage_means is None else np.asarray(passage_means, "float32")
+        elements, in_domain = self._elements(candidates)
+        vectorizer, terms, texts = None, None, [self._terms(case.text) for case in candidates]
+        if any(texts):
+            vectorizer = TfidfVectorizer(analyzer=lambda terms: terms, sublinear_tf=True).fit(texts)
+            terms = vectorizer.transform([self._terms(case.text, case.title) for case in candidates])
+        return CandidatePool(means, elements, in_domain, vectorizer, terms, self._titles(candidates),
+                             np.array([case.cause for case in candidates], object))
+
+    def scores(self, case: CaseText | str, pool: CandidatePool) -> np.ndarray:
+        """The score of each candidate in the pool for the case; higher is more alike."""
+        if not len(pool):
+            return np.empty(0)
+        case = CaseText(case) if isinstance(case, str) else case
+        whole = self._whole([case])[0]
+        elements, in_domain = self._elements([case])
+        disagreements = (1 - pool.elements) @ elements[0] + pool.elements @ (1 - elements[0])
+        agreement = (1 - disagreements / len(self.table.rules)) * pool.in_domain * in_domain[0]
+        terms = 0.0 if pool.vectorizer is None else \
+            (pool.terms @ pool.vectorizer.transform([self._terms(case.text)]).T).toarray()[:, 0]
+        return (pool.meaning @ whole + self.element_weight * agreement + self.term_weight * terms
+                + self.title_weight * (pool.titles @ whole)
+                + self.cause_weight * (bool(case.cause) & (pool.causes == case.cause)))
+
+    def rank_similar(self, case: CaseText | str, candidates: Sequence[CaseText] | CandidatePool,
+                     limit: int | None = None, exclude: Sequence[int] = ()) -> list[tuple[int, float]]:
+        """(index into candidates, score), most similar first, without the excluded indexes (e.g.
+        the case itself and its duplicates). Build a `pool` once to rank many cases against it."""
+        pool = candidates if isinstance(candidates, CandidatePool) else self.pool(candidates)
+        row = self.scores(case, pool)
+        row[list(exclude)] = -np.inf
+        order = [int(i) for i in np.argsort(-row, kind="stable") if np.isfinite(row[i])]
+        return [(i, float(row[i])) for i in order[:limit]]
+
+    def shared_elements(self, a: CaseText | str, b: CaseText | str) -> tuple[str, ...]:
+        """The key facts both cases mention (in the table's order), when both are of the table's kind."""
+        a, b = (CaseText(c) if isinstance(c, str) else c for c in (a, b))
+        if not (self.table.applies_to(a.text) and self.table.applies_to(b.text)):
+            return ()
+        both = self.table.elements(a.text) & self.table.elements(b.text)
+        return tuple(rule.name for rule in self.table.rules if rule.name in both)
+
+    def case_similarity(self, a: CaseText | str, b: CaseText | str) -> float:
+        """The score of b as a candidate for a, term weights from b alone (rank against a pool for
+        weights from a whole library). Not symmetric: a is judged by its whole-text vector."""
+        return float(self.scores(a, self.pool([CaseText(b) if isinstance(b, str) else b]))[0])
