@@ -2,9 +2,14 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from html import escape
 
 from indexer.text import normalise
+
+#: A hit's text is normalised once for its matched terms and its snippet (long texts make this a
+#: large share of a keyword search), and again only when it shows up in another search.
+_normalised = lru_cache(maxsize=512)(normalise)
 
 
 def find_matches(norm: str, needles: tuple[str, ...]) -> list[tuple[int, int]]:
@@ -37,14 +42,13 @@ def _best_window(spans: list[tuple[int, int]], length: int, width: int) -> tuple
 
 def matched_terms(needles: tuple[str, ...], *texts: str) -> tuple[str, ...]:
     """The needles that occur in any of the texts: why a case matched."""
-    norm = normalise("\n".join(texts))
-    return tuple(n for n in needles if n in norm)
+    normalised = [_normalised(text) for text in texts]
+    return tuple(n for n in needles if any(n in norm for norm in normalised))
 
 
 def snippet(text: str, needles: tuple[str, ...], width: int = 160) -> str:
     """HTML snippet of the best window of `text`, matches wrapped in <mark>."""
-    norm = normalise(text)
-    spans = find_matches(norm, needles)
+    spans = find_matches(_normalised(text), needles)
     begin, end = _best_window(spans, len(text), width)
     parts, cursor = [], begin
     for start, stop in spans:
