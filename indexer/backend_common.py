@@ -3,15 +3,19 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import threading
 from collections import Counter
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from indexer.documents import IndexDocument
-from indexer.query import Filters, Hit, Suggestion
-from indexer.semantic import PASSAGE_CHARS, case_passages
+from indexer.query import MODES, Filters, Hit, Suggestion
+from indexer.semantic import PASSAGE_CHARS, SemanticUnavailable, case_passages
 from indexer.snippets import matched_terms, snippet
 from indexer.text import ParsedQuery, Segmenter, char_tokens, normalise
 from indexer.vectors import PassageMatch
+
+if TYPE_CHECKING:
+    from indexer.embeddings import Encoder
 
 TITLE_BOOST = 2.0
 CAUSE_BOOST = 3.0
@@ -25,6 +29,29 @@ FILTER_LABELS = {
     "received_to": "截止日期", "amount_min": "最低金额", "amount_max": "最高金额",
 }
 FACET_FILTER = {"category": "categories", "cause": "causes", "region": "regions", "outcome": "outcomes"}
+
+
+class EncoderOnDemand:
+    """A backend's embedding model, loaded on first use; with no model installed, keyword search only."""
+
+    def _init_encoder(self, encoder_factory: Callable[[], Encoder] | None) -> None:
+        self.encoder_factory = encoder_factory
+        self._encoder_instance: Encoder | None = None
+        self._encoder_lock = threading.Lock()
+
+    def modes(self) -> tuple[str, ...]:
+        """The search modes this backend can serve: semantic ones need an embedding model."""
+        return MODES if self.encoder_factory is not None else ("keyword",)
+
+    def encoder(self) -> Encoder:
+        """The embedding model, loaded on first use."""
+        if self._encoder_instance is None:
+            if self.encoder_factory is None:
+                raise SemanticUnavailable("no embedding model is installed: run `casekb model install`")
+            with self._encoder_lock:
+                if self._encoder_instance is None:
+                    self._encoder_instance = self.encoder_factory()
+        return self._encoder_instance
 
 
 class IndexWriteError(Exception):

@@ -11,7 +11,6 @@ passage); a write carries them over from the live index while the case's text ha
 from __future__ import annotations
 
 import datetime as dt
-import threading
 import time
 import uuid
 from contextlib import contextmanager
@@ -22,13 +21,13 @@ import numpy as np
 from elasticsearch import BadRequestError, Elasticsearch, NotFoundError, helpers
 
 from casekb.config import Settings
-from indexer.backend_common import (CAUSE_BOOST, FACET_FILTER, FACET_SIZE, TITLE_BOOST, IndexWriteError,
-                                    analysed_fields, build_hit, distinctive_terms, facet_filters,
+from indexer.backend_common import (CAUSE_BOOST, FACET_FILTER, FACET_SIZE, TITLE_BOOST, EncoderOnDemand,
+                                    IndexWriteError, analysed_fields, build_hit, distinctive_terms, facet_filters,
                                     no_result_suggestions)
 from indexer.documents import IndexDocument
 from indexer.more_like_this import LikeCase, more_like_this
-from indexer.query import MODES, FacetBucket, Filters, Hit, SearchQuery, SearchResult
-from indexer.semantic import SEMANTIC_DEPTH, SemanticUnavailable, document_hash, reciprocal_rank_fusion
+from indexer.query import FacetBucket, Filters, Hit, SearchQuery, SearchResult
+from indexer.semantic import SEMANTIC_DEPTH, document_hash, reciprocal_rank_fusion
 from indexer.text import ParsedQuery, Segmenter, char_tokens, parse_query
 from indexer.vectors import PassageMatch
 
@@ -158,7 +157,7 @@ class ElasticsearchWriter:
             raise IndexWriteError(sorted(failed), reasons)
 
 
-class ElasticsearchBackend:
+class ElasticsearchBackend(EncoderOnDemand):
     name = "elasticsearch"
 
     def __init__(self, client: Elasticsearch, alias: str, segmenter: Segmenter,
@@ -168,11 +167,9 @@ class ElasticsearchBackend:
         self.alias = alias
         self.building = f"{alias}-building"
         self.segmenter = segmenter
-        self.encoder_factory = encoder_factory
+        self._init_encoder(encoder_factory)
         self.vector_dims = vector_dims
         self.rrf_k, self.keyword_weight, self.semantic_weight = rrf_k, keyword_weight, semantic_weight
-        self._encoder_instance = None
-        self._encoder_lock = threading.Lock()
 
     # -- generations -------------------------------------------------------------------
     def _indices_of(self, alias: str) -> list[str]:
@@ -268,20 +265,6 @@ class ElasticsearchBackend:
             return self.client.count(index=self.alias)["count"]
         except NotFoundError:
             return 0
-
-    def modes(self) -> tuple[str, ...]:
-        """The search modes this backend can serve: semantic ones need an embedding model."""
-        return MODES if self.encoder_factory is not None else ("keyword",)
-
-    def encoder(self) -> Encoder:
-        """The embedding model, loaded on first use."""
-        if self._encoder_instance is None:
-            if self.encoder_factory is None:
-                raise SemanticUnavailable("no embedding model is installed: run `casekb model install`")
-            with self._encoder_lock:
-                if self._encoder_instance is None:
-                    self._encoder_instance = self.encoder_factory()
-        return self._encoder_instance
 
     @staticmethod
     def _filter_clauses(filters: Filters) -> list[dict]:

@@ -20,13 +20,12 @@ from typing import TYPE_CHECKING, Callable, Iterator
 import numpy as np
 import tantivy
 
-from indexer.backend_common import (CAUSE_BOOST, FACET_SIZE, TITLE_BOOST, analysed_fields, build_hit,
-                                    distinctive_terms, facet_filters, no_result_suggestions)
+from indexer.backend_common import (CAUSE_BOOST, FACET_SIZE, TITLE_BOOST, EncoderOnDemand, analysed_fields,
+                                    build_hit, distinctive_terms, facet_filters, no_result_suggestions)
 from indexer.documents import IndexDocument
 from indexer.more_like_this import LikeCase, more_like_this
-from indexer.query import MODES, FacetBucket, Filters, Hit, SearchQuery, SearchResult, Suggestion
-from indexer.semantic import (SEMANTIC_DEPTH, SemanticUnavailable, best_per_case, document_hash,
-                              reciprocal_rank_fusion)
+from indexer.query import FacetBucket, Filters, Hit, SearchQuery, SearchResult, Suggestion
+from indexer.semantic import SEMANTIC_DEPTH, best_per_case, document_hash, reciprocal_rank_fusion
 from indexer.vectors import PassageMatch, VectorIndex
 from indexer.text import ParsedQuery, Segmenter, char_tokens, normalise, parse_query
 
@@ -102,16 +101,15 @@ class KeywordWriter:
         self._writer.wait_merging_threads()
 
 
-class EmbeddedBackend:
+class EmbeddedBackend(EncoderOnDemand):
     name = "embedded"
 
     def __init__(self, index_dir: Path, segmenter: Segmenter, encoder_factory: Callable[[], Encoder] | None = None,
                  rrf_k: int = 60, keyword_weight: float = 1.0, semantic_weight: float = 1.0):
         self.root = index_dir / "keyword"
         self.segmenter = segmenter
-        self.encoder_factory = encoder_factory
+        self._init_encoder(encoder_factory)
         self.rrf_k, self.keyword_weight, self.semantic_weight = rrf_k, keyword_weight, semantic_weight
-        self._encoder_instance = None
         self._vectors: VectorIndex | None = None
         self._vectors_stamp = None
         self.schema = _schema()
@@ -318,20 +316,6 @@ class EmbeddedBackend:
         return hits, found.count
 
     # -- semantic and hybrid -------------------------------------------------------------
-    def modes(self) -> tuple[str, ...]:
-        """The search modes this backend can serve: semantic ones need an embedding model."""
-        return MODES if self.encoder_factory is not None else ("keyword",)
-
-    def encoder(self) -> Encoder:
-        """The embedding model, loaded on first use."""
-        if self._encoder_instance is None:
-            if self.encoder_factory is None:
-                raise SemanticUnavailable("no embedding model is installed: run `casekb model install`")
-            with self._open_lock:
-                if self._encoder_instance is None:
-                    self._encoder_instance = self.encoder_factory()
-        return self._encoder_instance
-
     def vectors(self) -> VectorIndex | None:
         """The live generation's passage vectors, reloaded when the embedding worker saved new ones."""
         path = self.vectors_path()

@@ -5,6 +5,7 @@ from flask import Blueprint, jsonify, request
 from pydantic import TypeAdapter, ValidationError
 
 from indexer.query import SearchResult
+from kb.duplicates import duplicates_of
 from kb.models import DisputeCase
 from search_api.auth import audit, public, roles, viewer
 from search_api.cases import CASE_OPTIONS, load_case, similar_cases
@@ -54,9 +55,10 @@ def case(case_id: int):
 def similar(case_id: int):
     """More like this: precedents for the case, itself left out (always masked, from the index)."""
     with casekb().db.sessions() as session:
-        if session.get(DisputeCase, case_id) is None:
+        case = session.get(DisputeCase, case_id)
+        if case is None:
             raise ProblemError(404, f"There is no case with id {case_id}.")
-        return jsonify(_result(similar_cases(casekb().backend, session, case_id)))
+        return jsonify(_result(similar_cases(casekb().backend, case, duplicates_of(session, case))))
 
 
 @bp.get("/exemplars")

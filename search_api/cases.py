@@ -9,7 +9,6 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 
 from indexer.masking import mask_personal_data, masked_name
 from indexer.query import SearchResult
-from kb.duplicates import duplicates_of
 from kb.models import DisputeCase, Party
 
 
@@ -108,9 +107,7 @@ def load_case(session: Session, case_id: int, viewer=None) -> CaseDetail | None:
     return None if case is None else case_detail(case, viewer)
 
 
-def similar_cases(backend, session: Session, case_id: int, size: int = 5) -> SearchResult:
-    """More like this: precedents for a case (masked, from the index), never the case itself nor the
-    records that repeat its text."""
-    case = session.get(DisputeCase, case_id)
-    duplicates = tuple(c.id for c in duplicates_of(session, case)) if case is not None else ()
-    return backend.similar(case_id, size=size, exclude=duplicates)
+def similar_cases(backend, case: DisputeCase, copies: list[DisputeCase], size: int = 5) -> SearchResult:
+    """More like this: precedents for a case (masked, from the index), never the case itself nor its
+    `copies`, the records that repeat its text (kb.duplicates.duplicates_of)."""
+    return backend.similar(case.id, size=size, exclude=tuple(copy.id for copy in copies))

@@ -119,9 +119,9 @@ def case(case_id: int):
     with kb.db.sessions() as session:
         detail = load_case(session, case_id, viewer())
         sessions = my_sessions(session) if viewer().role in RUNS_SESSIONS else []
-        similar = similar_cases(kb.backend, session, case_id).hits if detail is not None else []
-        case_row = session.get(DisputeCase, case_id)
-        duplicates = [(c.id, c.external_id) for c in duplicates_of(session, case_row)] if case_row else []
+        case_row = session.get(DisputeCase, case_id)  # loaded by load_case: from the session, no query
+        copies = duplicates_of(session, case_row) if case_row is not None else []
+        similar = similar_cases(kb.backend, case_row, copies).hits if case_row is not None else []
     if detail is None:
         abort(404)
     audit("view", f"case:{case_id}", personal_data=detail.personal_data_shown)
@@ -131,7 +131,8 @@ def case(case_id: int):
     if viewer().role in CURATORS:
         exemplar_form = ExemplarForm(note=detail.exemplar.note if detail.exemplar else "",
                                      techniques="，".join(detail.exemplar.techniques) if detail.exemplar else "")
-    return render_template("case.html", case=detail, similar=similar, duplicates=duplicates,
+    return render_template("case.html", case=detail, similar=similar,
+                           duplicates=[(c.id, c.external_id) for c in copies],
                            pin_form=pin_form if sessions else None, exemplar_form=exemplar_form,
                            confirm=ConfirmForm(), personal_data_shown=detail.personal_data_shown)
 

@@ -179,6 +179,19 @@ def model_dir(tmp_path_factory):
     return install_model(tmp_path_factory.mktemp("models") / "multilingual-e5-small")
 
 
+def short_demo_cases(per_cause: dict[str, int], max_chars: int) -> list[dict]:
+    """The first demo cases of some causes (how many of each) with texts under max_chars, in file order."""
+    import json
+
+    wanted, rows = dict(per_cause), []
+    for line in (SHARED_DATA / "cases_demo.jsonl").read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        if wanted.get(row["cause"], 0) > 0 and len(row["text"]) < max_chars:
+            wanted[row["cause"]] -= 1
+            rows.append(row)
+    return rows
+
+
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
     import json
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")

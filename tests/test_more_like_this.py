@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 
 import pytest
 from logins import add_user_with_token, use_token
 from sqlalchemy import select
 
-from conftest import SHARED_DATA, write_jsonl
+from conftest import SHARED_DATA, short_demo_cases, write_jsonl
 from corpus.importer import import_file
 from indexer.api import Indexer
 from indexer.more_like_this import LikeCase, more_like_this
@@ -24,12 +23,7 @@ DIVORCE = "离婚纠纷"
 
 def corpus() -> list[dict]:
     """Short demo cases of a few causes, and the first loan case again under another id."""
-    wanted, rows = dict(CAUSES), []
-    for line in (SHARED_DATA / "cases_demo.jsonl").read_text(encoding="utf-8").splitlines():
-        row = json.loads(line)
-        if wanted.get(row["cause"], 0) > 0 and len(row["text"]) < 600:
-            wanted[row["cause"]] -= 1
-            rows.append(row)
+    rows = short_demo_cases(CAUSES, 600)
     first_loan = next(row for row in rows if row["cause"] == LOAN)
     return rows + [{**first_loan, "id": "again-" + first_loan["id"]}]
 

@@ -2,12 +2,10 @@
 search backends (the embedded one and Elasticsearch)."""
 from __future__ import annotations
 
-import json
-
 import pytest
 from sqlalchemy import select
 
-from conftest import SEARCH_BACKENDS, SHARED_DATA, backend_settings, write_jsonl
+from conftest import SEARCH_BACKENDS, backend_settings, short_demo_cases, write_jsonl
 from corpus.importer import import_file
 from indexer.api import Indexer, open_backend
 from indexer.embeddings import Encoder
@@ -20,13 +18,7 @@ CAUSES = {"民间借贷纠纷": 8, "离婚纠纷": 8, "劳动争议": 6, "相邻
 
 def small_corpus() -> list[dict]:
     """Short demo cases of a few causes, picked deterministically."""
-    wanted, rows = dict(CAUSES), []
-    for line in (SHARED_DATA / "cases_demo.jsonl").read_text(encoding="utf-8").splitlines():
-        row = json.loads(line)
-        if wanted.get(row["cause"], 0) > 0 and len(row["text"]) < 700:
-            wanted[row["cause"]] -= 1
-            rows.append(row)
-    return rows
+    return short_demo_cases(CAUSES, 700)
 
 
 @pytest.fixture(scope="module")
