@@ -283,10 +283,17 @@ def worker(ctx: Context) -> None:
               help="Cases embedded with the real model to measure embedding throughput.")
 @click.option("--slow-queries", default=100, show_default=True, type=click.IntRange(min=10),
               help="rank_bm25 and a noida-db Elasticsearch get at most this many of the queries.")
+@click.option("--reuse", is_flag=True,
+              help="Time the queries on the library an earlier run built for this size, without rebuilding it.")
+@click.option("--comparators/--no-comparators", default=True, show_default=True,
+              help="Also time rank_bm25 and SQLite FTS5.")
+@click.option("--semantic/--no-semantic", default=True, show_default=True,
+              help="Also time semantic and hybrid search (with a model installed).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Where results.json, report.md and the plots go (default bench/results in the checkout).")
 @pass_context
-def bench(ctx: Context, size, queries, concurrency, elasticsearch, embed_sample, slow_queries, out) -> None:
+def bench(ctx: Context, size, queries, concurrency, elasticsearch, embed_sample, slow_queries, reuse, comparators,
+          semantic, out) -> None:
     """Benchmark on a generated corpus under $CASEKB_HOME/bench/SIZE: build speed, memory, query latency of
     casekb against rank_bm25, SQLite FTS5, Elasticsearch and the raw engines."""
     from casekb.benchmark.figures import add_ratios, targets
@@ -295,9 +302,12 @@ def bench(ctx: Context, size, queries, concurrency, elasticsearch, embed_sample,
     from casekb.config import PROJECT_ROOT
 
     options = BenchOptions(size=size, queries=queries, concurrency=concurrency, elasticsearch=elasticsearch,
-                           embed_sample=embed_sample, slow_queries=slow_queries)
+                           embed_sample=embed_sample, slow_queries=slow_queries, reuse=reuse,
+                           comparators=comparators, semantic=semantic)
     command = (f"casekb bench --size {size} --queries {queries} --concurrency {concurrency} "
-               f"--embed-sample {embed_sample} --slow-queries {slow_queries}" + ("" if elasticsearch else " --no-es"))
+               f"--embed-sample {embed_sample} --slow-queries {slow_queries}" + ("" if elasticsearch else " --no-es")
+               + (" --reuse" if reuse else "") + ("" if comparators else " --no-comparators")
+               + ("" if semantic else " --no-semantic"))
     out = out or PROJECT_ROOT / "bench" / "results"
 
     def write(result: dict) -> dict:

@@ -49,3 +49,17 @@ def test_bench_smoke(tmp_path, monkeypatch, model_dir):
     for engine, mode in ENGINES:
         assert f"| {engine} | {mode} |" in markdown
     assert (out / "latency.png").stat().st_size and (out / "throughput.png").stat().st_size
+
+    again = CliRunner().invoke(main, ["--home", str(tmp_path / "home"), "bench", "--size", "2000", "--queries", "20",
+                                      "--reuse", "--no-comparators", "--no-semantic", "--no-es", "--out", str(out)])
+    assert again.exit_code == 0, again.output
+    reused = json.loads((out / "results.json").read_text())["runs"]["2000"]
+    assert reused["build"]["reused"] and reused["build"]["import"] == build["import"]
+    assert {(row["engine"], row["mode"]) for row in reused["latency"]} == {("casekb", "keyword"),
+                                                                           ("tantivy (raw)", "keyword")}
+
+
+def test_bench_reuse_needs_a_built_library(tmp_path):
+    result = CliRunner().invoke(main, ["--home", str(tmp_path / "home"), "bench", "--size", "200", "--reuse",
+                                       "--no-es", "--out", str(tmp_path / "results")])
+    assert result.exit_code == 2 and "nothing to reuse" in result.output

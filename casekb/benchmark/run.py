@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import platform
 import resource
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import click
 import numpy as np
 
 from casekb.benchmark import engines, phases
@@ -27,6 +29,7 @@ from indexer.text import parse_query
 
 Echo = Callable[[str], None]
 QUERY_SOURCE_CASES = 2000
+BUILD_FILE = "bench-build.json"
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,10 @@ class BenchOptions:
     #: rank_bm25 and a noida-db Elasticsearch get at most this many of the queries (they are slow)
     slow_queries: int = 100
     seed: int = 7
+    #: time the queries on the library an earlier run built (its build figures are reported again)
+    reuse: bool = False
+    comparators: bool = True
+    semantic: bool = True
 
 
 def bench_settings(settings: Settings, size: int) -> Settings:
@@ -63,7 +70,18 @@ def _build(settings: Settings, options: BenchOptions, files: list[Path], echo: E
          f"cases/s, both {built['import_and_index']['cases_per_s']:.0f} cases/s ({total:.1f} s)")
     built["sizes_mb"] = {"database": sum(map(phases.disk_mb, settings.home.glob("casekb.sqlite3*"))),  # with WAL
                          "keyword_index": phases.disk_mb(settings.index_dir)}
+    (settings.home / BUILD_FILE).write_text(json.dumps(built))
     return built
+
+
+def _reused(settings: Settings, echo: Echo) -> dict:
+    """The build figures of the run that built this library (`--reuse` times queries only)."""
+    try:
+        built = json.loads((settings.home / BUILD_FILE).read_text())
+    except FileNotFoundError:
+        raise click.UsageError(f"nothing to reuse: no library built by an earlier run under {settings.home}")
+    echo(f"reusing the library under {settings.home} (build figures from the run that built it)")
+    return {**built, "reused": True}
 
 
 def _semantic(settings: Settings, real_cache: Path, options: BenchOptions, files: list[Path], echo: Echo) -> dict:
@@ -101,7 +119,8 @@ def run_benchmark(settings: Settings, options: BenchOptions, echo: Echo = print,
     files = generate_corpus(settings.demo_cases, options.size, root / "corpus", options.seed)
     library = bench_settings(settings, options.size)
     result = {"size": options.size, "options": dataclasses.asdict(options), "machine": _machine(),
-              "build": _build(library, options, files, echo), "latency": []}
+              "build": _reused(library, echo) if options.reuse else _build(library, options, files, echo),
+              "latency": []}
     backend = open_backend(library)
     queries = sample_queries([row["text"] for row in read_cases(files, QUERY_SOURCE_CASES)], options.queries,
                              options.seed)
@@ -117,16 +136,18 @@ def run_benchmark(settings: Settings, options: BenchOptions, echo: Echo = print,
 
     time_engines([engines.casekb_engine(backend, queries, "keyword"),
                   engines.raw_tantivy_engine(backend, queries, parsed)])
-    group = []
-    result["comparators"] = _comparators(library, backend, queries, parsed, options, group, echo)
-    time_engines(group)
+    if options.comparators:
+        group = []
+        result["comparators"] = _comparators(library, backend, queries, parsed, options, group, echo)
+        time_engines(group)
     if options.elasticsearch:
         with ExitStack() as stack:
             group = []
             result["build"]["elasticsearch"] = _elasticsearch(stack, library, root, queries, options, group, echo)
             time_engines(group)
-    if library.embedding_model is None:
-        echo("no embedding model installed (`casekb model install`): keyword only")
+    if library.embedding_model is None or not options.semantic:
+        echo("keyword only" + ("" if options.semantic else " (--no-semantic)")
+             + ("" if library.embedding_model else ": no embedding model installed (`casekb model install`)"))
         result["finished"] = True
         return result
     result["build"].update(_semantic(library, settings.home / "embeddings.sqlite3", options, files, echo))
