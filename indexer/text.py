@@ -17,6 +17,8 @@ import jieba
 import opencc
 import rjieba
 
+from indexer.expansions import legal_terms_for
+
 jieba.setLogLevel(logging.WARNING)
 
 PROJECT_DICTIONARY = Path(__file__).resolve().parent / "dictionaries" / "mediation_terms.txt"
@@ -31,6 +33,10 @@ STOPWORDS = frozenset(
     "的 了 在 是 和 与 及 等 也 就 都 而 并 把 对 从 向 给 将 之 其 或 又 但 还 则 即 因 "
     "于 以 为 由 该 此 这 那 有 无 不 没 我 你 他 她 它 们 我们 你们 他们 一个 什么 怎么 "
     "吗 呢 吧 啊 呀 着 过 个 被".split())
+
+#: Queries up to this long (unquoted part) get colloquial expansion; longer ones are case texts,
+#: which already use the case files' words.
+EXPANDED_QUERY_CHARS = 64
 
 _QUOTED = re.compile(r'"([^"]+)"|“([^”]+)”|「([^」]+)」|『([^』]+)』')
 _CHAR_TOKENS = re.compile(r"[a-z0-9]+|[^\W_]")
@@ -183,6 +189,8 @@ class ParsedQuery:
     terms: tuple[str, ...]
     #: normalised quoted parts, matched as exact character sequences
     phrases: tuple[str, ...]
+    #: the terms colloquial expansion added to `terms` (also searched; see indexer/expansions.py)
+    expansions: tuple[str, ...] = ()
 
     @property
     def is_empty(self) -> bool:
@@ -203,4 +211,8 @@ def parse_query(text: str, segmenter: Segmenter) -> ParsedQuery:
             phrases.append(phrase)
     rest = _QUOTED.sub(" ", norm)
     terms = tuple(dict.fromkeys(segmenter.terms(rest)))
-    return ParsedQuery(text=text, terms=terms, phrases=tuple(phrases))
+    expansions = ()
+    if len(rest.strip()) <= EXPANDED_QUERY_CHARS:
+        legal = segmenter.terms(" ".join(legal_terms_for(rest)))
+        expansions = tuple(term for term in dict.fromkeys(legal) if term not in terms)
+    return ParsedQuery(text=text, terms=terms + expansions, phrases=tuple(phrases), expansions=expansions)

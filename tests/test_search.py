@@ -42,6 +42,15 @@ def test_a_cause_term_ranks_cases_of_that_cause_first(demo, query):
     assert len(hits) == 10 and all(query in hit.cause for hit in hits)
 
 
+@pytest.mark.parametrize("query, cause_word, legal_term", [
+    ("借钱不还 打了欠条", "借", "借款"), ("老板拖欠工资", "劳动", "劳动报酬"), ("楼上漏水十年没人管", "相邻", "相邻")])
+def test_colloquial_queries_find_cases_in_the_case_files_words(demo, query, cause_word, legal_term):
+    _, _, backend = demo
+    hits = search(backend, query, mode="keyword", size=5).hits
+    assert len(hits) == 5 and all(cause_word in hit.cause for hit in hits), [hit.cause for hit in hits]
+    assert legal_term in hits[0].matched_terms
+
+
 def test_traditional_characters_find_simplified_cases(demo):
     _, _, backend = demo
     traditional = search(backend, "離婚 撫養費", size=20)

@@ -10,6 +10,7 @@ import pytest
 from casekb.config import SEGMENTERS, load_settings
 from conftest import SHARED_DATA
 from indexer.api import open_backend
+from indexer.expansions import load_table
 from indexer.masking import mask_personal_data
 from indexer.snippets import matched_terms, snippet
 from indexer.text import (ENGINES, PROJECT_DICTIONARY, char_tokens, is_term, normalise, parse_query,
@@ -56,6 +57,33 @@ def test_quoted_parts_become_phrases(segmenter):
     assert parsed.phrases == ("楼上漏水", "借款")
     assert "十年" in parsed.terms and "楼上" not in parsed.terms
     assert parse_query("的 了 ，。", segmenter).is_empty
+
+
+def test_colloquial_wording_adds_the_case_files_terms(segmenter):
+    parsed = parse_query("借钱不还 打了欠条", segmenter)
+    assert {"借钱", "欠条"} <= set(parsed.terms)
+    assert {"借款", "借贷", "还款", "借条"} <= set(parsed.expansions) <= set(parsed.terms)
+    own = parsed.terms[:len(parsed.terms) - len(parsed.expansions)]
+    assert parsed.terms[len(own):] == parsed.expansions and not set(own) & set(parsed.expansions)
+    assert "借款" in parsed.highlight_terms()
+    assert parse_query('"借钱不还"', segmenter).expansions == ()  # quoted: exactly these characters
+    case_text = "原告向被告借钱五万元，被告出具欠条，约定一年内还清，到期后被告一直不还，原告多次催讨未果，" * 2
+    assert parse_query(case_text, segmenter).expansions == ()  # a pasted case text already says it
+
+
+def test_expansion_table_is_written_as_normalised_searchable_text(segmenter):
+    table = load_table()
+    assert len(table) > 30
+    for wording, terms in table:
+        assert normalise(wording) == wording and all(normalise(term) == term for term in terms), wording
+        assert all(segmenter.terms(term) for term in terms), wording
+
+
+def test_a_malformed_expansion_line_names_file_and_line(tmp_path):
+    bad = tmp_path / "table.tsv"
+    bad.write_text("# comment\n借钱\t借款\n欠钱\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"table.tsv:3: expected"):
+        load_table(bad)
 
 
 def test_char_tokens_split_chinese_by_character_and_keep_ascii_words():

@@ -132,7 +132,8 @@ def assert_no_personal_data(text: str) -> None:
 def test_search_returns_the_documented_shape(client):
     body = search(client, q="民间借贷")
     assert set(body) == {"total", "took_ms", "hits", "facets", "suggestions", "query_terms", "page", "size", "mode",
-                         "semantic_coverage"}
+                         "semantic_coverage", "also_searched"}
+    assert body["also_searched"] == []
     assert body["semantic_coverage"] is None
     assert body["total"] == 2 and body["page"] == 1 and body["size"] == 10
     hit = body["hits"][0]
@@ -286,6 +287,14 @@ def test_search_page_marks_matches_and_hides_personal_data(client):
     assert "优秀案例" in page
     stylesheet = re.search(r'<link rel="stylesheet" href="([^"]+)"', page).group(1)
     assert client.get(stylesheet).status_code == 200
+
+
+def test_colloquial_search_says_what_else_it_searched(client):
+    body = search(client, q="借钱不还")
+    assert {"借款", "还款"} <= set(body["also_searched"])
+    assert body["total"] == 2 and {h["cause"] for h in body["hits"]} == {"民间借贷纠纷"}
+    page = client.get("/?q=借钱不还").get_data(as_text=True)
+    assert "同时检索了：" in page and "<mark>借款</mark>" in page
 
 
 def test_search_page_escapes_case_text(client):
