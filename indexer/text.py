@@ -197,8 +197,8 @@ class ParsedQuery:
         return not self.terms and not self.phrases
 
     def highlight_terms(self) -> tuple[str, ...]:
-        """Strings to mark in snippets: phrases and words, longest first."""
-        return tuple(sorted(set(self.phrases) | set(self.terms), key=len, reverse=True))
+        """Strings to mark in snippets: phrases and words, longest first (ties in a fixed order)."""
+        return tuple(sorted(set(self.phrases) | set(self.terms), key=lambda term: (-len(term), term)))
 
 
 def parse_query(text: str, segmenter: Segmenter) -> ParsedQuery:
