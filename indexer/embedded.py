@@ -269,14 +269,19 @@ class EmbeddedBackend(EncoderOnDemand):
                                             for q in [text_query, shown, *self._filter_clauses(filters)]])
 
     def _facets(self, searcher, text_query, query: SearchQuery) -> dict[str, list[FacetBucket]]:
-        """Facet counts over the whole filtered set; a facet ignores its own filter (drill sideways)."""
-        facets = {}
+        """Facet counts over the whole filtered set; a facet ignores its own filter (drill sideways).
+        One aggregation request per distinct set of filters: every facet whose own filter is not active
+        shares the search's filters, so they are counted in one pass over the matching documents."""
+        by_filters: dict[Filters, list[str]] = {}
         for field_name in query.facets:
-            agg = searcher.aggregate(self._compose(text_query, facet_filters(query.filters, field_name)),
-                                     {field_name: {"terms": {"field": field_name, "size": FACET_SIZE}}})
-            facets[field_name] = [FacetBucket(b["key"], b["doc_count"])
-                                  for b in agg[field_name]["buckets"] if b["key"] != ""]
-        return facets
+            by_filters.setdefault(facet_filters(query.filters, field_name), []).append(field_name)
+        facets = {}
+        for filters, names in by_filters.items():
+            agg = searcher.aggregate(self._compose(text_query, filters),
+                                     {name: {"terms": {"field": name, "size": FACET_SIZE}} for name in names})
+            for name in names:
+                facets[name] = [FacetBucket(b["key"], b["doc_count"]) for b in agg[name]["buckets"] if b["key"] != ""]
+        return {name: facets[name] for name in query.facets}
 
     def _count(self, searcher, query: tantivy.Query) -> int:
         return searcher.search(query, limit=1, count=True).count
