@@ -268,20 +268,24 @@ class EmbeddedBackend(EncoderOnDemand):
         return tantivy.Query.boolean_query([(tantivy.Occur.Must, q)
                                             for q in [text_query, shown, *self._filter_clauses(filters)]])
 
-    def _facets(self, searcher, text_query, query: SearchQuery) -> dict[str, list[FacetBucket]]:
-        """Facet counts over the whole filtered set; a facet ignores its own filter (drill sideways).
-        One aggregation request per distinct set of filters: every facet whose own filter is not active
-        shares the search's filters, so they are counted in one pass over the matching documents."""
+    def facet_requests(self, text_query: tantivy.Query, query: SearchQuery) -> list[tuple[tantivy.Query, dict]]:
+        """The aggregation requests that count the facets: one per distinct set of filters, a facet
+        ignoring its own filter (drill sideways). Every facet whose own filter is not active shares the
+        search's filters, so those are counted together in one pass over the matching documents."""
         by_filters: dict[Filters, list[str]] = {}
         for field_name in query.facets:
             by_filters.setdefault(facet_filters(query.filters, field_name), []).append(field_name)
-        facets = {}
-        for filters, names in by_filters.items():
-            agg = searcher.aggregate(self._compose(text_query, filters),
-                                     {name: {"terms": {"field": name, "size": FACET_SIZE}} for name in names})
-            for name in names:
-                facets[name] = [FacetBucket(b["key"], b["doc_count"]) for b in agg[name]["buckets"] if b["key"] != ""]
-        return {name: facets[name] for name in query.facets}
+        return [(self._compose(text_query, filters),
+                 {name: {"terms": {"field": name, "size": FACET_SIZE}} for name in names})
+                for filters, names in by_filters.items()]
+
+    def _facets(self, searcher, text_query, query: SearchQuery) -> dict[str, list[FacetBucket]]:
+        """Facet counts over the whole filtered set; a facet ignores its own filter (drill sideways)."""
+        counted = {}
+        for tree, request in self.facet_requests(text_query, query):
+            counted.update(searcher.aggregate(tree, request))
+        return {name: [FacetBucket(b["key"], b["doc_count"]) for b in counted[name]["buckets"] if b["key"] != ""]
+                for name in query.facets}
 
     def _count(self, searcher, query: tantivy.Query) -> int:
         return searcher.search(query, limit=1, count=True).count
