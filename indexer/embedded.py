@@ -268,15 +268,24 @@ class EmbeddedBackend(EncoderOnDemand):
         return tantivy.Query.boolean_query([(tantivy.Occur.Must, q)
                                             for q in [text_query, shown, *self._filter_clauses(filters)]])
 
+    def facet_requests(self, text_query: tantivy.Query, query: SearchQuery) -> list[tuple[tantivy.Query, dict]]:
+        """The aggregation requests that count the facets: one per distinct set of filters, a facet
+        ignoring its own filter (drill sideways). Every facet whose own filter is not active shares the
+        search's filters, so those are counted together in one pass over the matching documents."""
+        by_filters: dict[Filters, list[str]] = {}
+        for field_name in query.facets:
+            by_filters.setdefault(facet_filters(query.filters, field_name), []).append(field_name)
+        return [(self._compose(text_query, filters),
+                 {name: {"terms": {"field": name, "size": FACET_SIZE}} for name in names})
+                for filters, names in by_filters.items()]
+
     def _facets(self, searcher, text_query, query: SearchQuery) -> dict[str, list[FacetBucket]]:
         """Facet counts over the whole filtered set; a facet ignores its own filter (drill sideways)."""
-        facets = {}
-        for field_name in query.facets:
-            agg = searcher.aggregate(self._compose(text_query, facet_filters(query.filters, field_name)),
-                                     {field_name: {"terms": {"field": field_name, "size": FACET_SIZE}}})
-            facets[field_name] = [FacetBucket(b["key"], b["doc_count"])
-                                  for b in agg[field_name]["buckets"] if b["key"] != ""]
-        return facets
+        counted = {}
+        for tree, request in self.facet_requests(text_query, query):
+            counted.update(searcher.aggregate(tree, request))
+        return {name: [FacetBucket(b["key"], b["doc_count"]) for b in counted[name]["buckets"] if b["key"] != ""]
+                for name in query.facets}
 
     def _count(self, searcher, query: tantivy.Query) -> int:
         return searcher.search(query, limit=1, count=True).count

@@ -1,7 +1,6 @@
 """Snippets: a window of the original (masked) text around the matches, matches marked."""
 from __future__ import annotations
 
-import re
 from functools import lru_cache
 from html import escape
 
@@ -17,11 +16,13 @@ def find_matches(norm: str, needles: tuple[str, ...]) -> list[tuple[int, int]]:
     taken = bytearray(len(norm))
     spans = []
     for needle in needles:
-        for match in re.finditer(re.escape(needle), norm):
-            start, end = match.span()
-            if not any(taken[start:end]):
+        start = norm.find(needle) if needle else -1
+        while start >= 0:
+            end = start + len(needle)
+            if taken.find(1, start, end) < 0:
                 taken[start:end] = b"\x01" * (end - start)
                 spans.append((start, end))
+            start = norm.find(needle, end)
     return sorted(spans)
 
 

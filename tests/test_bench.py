@@ -9,6 +9,7 @@ from casekb.benchmark.corpus import generate_corpus, read_cases
 from casekb.cli import main
 
 ENGINES = {("casekb", "keyword"), ("casekb", "semantic"), ("casekb", "hybrid"), ("tantivy (raw)", "keyword"),
+           ("tantivy (raw, top 10)", "keyword"),
            ("faiss (raw)", "semantic"), ("rank_bm25", "keyword"), ("sqlite fts5", "keyword"),
            ("elasticsearch", "keyword")}
 
@@ -55,8 +56,8 @@ def test_bench_smoke(tmp_path, monkeypatch, model_dir):
     assert again.exit_code == 0, again.output
     reused = json.loads((out / "results.json").read_text())["runs"]["2000"]
     assert reused["build"]["reused"] and reused["build"]["import"] == build["import"]
-    assert {(row["engine"], row["mode"]) for row in reused["latency"]} == {("casekb", "keyword"),
-                                                                           ("tantivy (raw)", "keyword")}
+    assert {(row["engine"], row["mode"]) for row in reused["latency"]} == {
+        ("casekb", "keyword"), ("tantivy (raw)", "keyword"), ("tantivy (raw, top 10)", "keyword")}
 
 
 def test_bench_reuse_needs_a_built_library(tmp_path):

@@ -135,7 +135,7 @@ def run_benchmark(settings: Settings, options: BenchOptions, echo: Echo = print,
         checkpoint(result)
 
     time_engines([engines.casekb_engine(backend, queries, "keyword"),
-                  engines.raw_tantivy_engine(backend, queries, parsed)])
+                  *engines.raw_tantivy_engines(backend, queries, parsed)])
     if options.comparators:
         group = []
         result["comparators"] = _comparators(library, backend, queries, parsed, options, group, echo)
