@@ -23,8 +23,9 @@ PROJECT_DICTIONARY = Path(__file__).resolve().parent / "dictionaries" / "mediati
 
 # Full-width ASCII (U+FF01..U+FF5E) and the ideographic space map onto their half-width forms,
 # ASCII capitals (full-width ones too) onto small letters.
-_HALF_WIDTH_LOWER = {0x3000: 0x20, **{code: ord(chr(code - 0xFEE0).lower()) for code in range(0xFF01, 0xFF5F)},
-                     **{code: code + 32 for code in range(ord("A"), ord("Z") + 1)}}
+_HALF_WIDTH_LOWER = {"\u3000": " ", **{chr(code): chr(code - 0xFEE0).lower() for code in range(0xFF01, 0xFF5F)},
+                     **{chr(code): chr(code + 32) for code in range(ord("A"), ord("Z") + 1)}}
+_TO_HALF_WIDTH_LOWER = re.compile("[\u3000\uFF01-\uFF5EA-Z]")
 _T2S = opencc.OpenCC("t2s")
 
 STOPWORDS = frozenset(
@@ -38,7 +39,11 @@ _CHAR_TOKENS = re.compile(r"[a-z0-9]+|[^\W_]")
 
 def normalise(text: str) -> str:
     """Traditional to simplified, full-width to half-width, ASCII lower case; same length."""
-    half = text.translate(_HALF_WIDTH_LOWER)
+    half = text
+    # One replace per such character present: several times faster than str.translate on Chinese text
+    # (no character maps onto one that is itself mapped, so the order does not matter).
+    for char in set(_TO_HALF_WIDTH_LOWER.findall(text)):
+        half = half.replace(char, _HALF_WIDTH_LOWER[char])
     simplified = _T2S.convert(half)
     if len(simplified) != len(half):
         # OpenCC's phrase tables may change length; fall back to character by character.
