@@ -20,6 +20,8 @@ from indexer.text import Segmenter
 PARALLEL_MIN_DOCS = 200
 #: Documents sent to a worker at a time.
 CHUNK_DOCS = 25
+#: More workers than this would wait on the indexing process, which adds what they return.
+MAX_WORKERS = 4
 
 _segmenter: Segmenter | None = None
 
@@ -33,13 +35,17 @@ def _fields_in_worker(doc: IndexDocument) -> dict[str, str]:
     return analysed_fields(doc, _segmenter)
 
 
+def _usable_cpus() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 class Analyser:
     """analysed_fields of documents, in order: in this process for a few, in worker processes (started on
     first need, stopped by close) for many, when there is more than one CPU."""
 
     def __init__(self, segmenter: Segmenter, workers: int | None = None):
         self.segmenter = segmenter
-        self.workers = workers if workers is not None else len(os.sched_getaffinity(0))
+        self.workers = workers if workers is not None else min(MAX_WORKERS, _usable_cpus())
         self._pool: ProcessPoolExecutor | None = None
 
     def fields(self, docs: list[IndexDocument]) -> Iterable[dict[str, str]]:
