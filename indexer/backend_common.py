@@ -11,7 +11,7 @@ from indexer.documents import IndexDocument
 from indexer.query import MODES, Filters, Hit, Suggestion
 from indexer.semantic import PASSAGE_CHARS, SemanticUnavailable, case_passages
 from indexer.snippets import matched_terms, snippet
-from indexer.text import ParsedQuery, Segmenter, char_tokens, normalise
+from indexer.text import ParsedQuery, Segmenter, joined_char_tokens, normalise
 from indexer.vectors import PassageMatch
 
 if TYPE_CHECKING:
@@ -66,12 +66,12 @@ def analysed_fields(doc: IndexDocument, segmenter: Segmenter) -> dict[str, str]:
     """The searchable token fields, space-joined: the backends' whitespace analysers only split them."""
     text, title = normalise(doc.text), normalise(doc.title)
     # Segmentation never crosses a line break, so the title is segmented once for both fields.
-    title_terms = segmenter.terms(title)
+    title_terms = segmenter.joined_terms(title)
     return dict(
-        terms=" ".join(title_terms + segmenter.terms(text)),
-        title_terms=" ".join(title_terms),
-        cause_terms=" ".join(segmenter.terms(normalise(doc.cause))),
-        chars=" ".join(char_tokens(title + "\n" + text)),
+        terms=f"{title_terms} {segmenter.joined_terms(text)}",
+        title_terms=title_terms,
+        cause_terms=segmenter.joined_terms(normalise(doc.cause)),
+        chars=joined_char_tokens(title + "\n" + text),
     )
 
 

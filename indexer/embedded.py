@@ -20,10 +20,11 @@ from typing import TYPE_CHECKING, Callable, Iterator
 import numpy as np
 import tantivy
 
-from indexer.backend_common import (CAUSE_BOOST, FACET_SIZE, TITLE_BOOST, EncoderOnDemand, analysed_fields,
+from indexer.backend_common import (CAUSE_BOOST, FACET_SIZE, TITLE_BOOST, EncoderOnDemand,
                                     build_hit, distinctive_terms, facet_filters, no_result_suggestions)
 from indexer.documents import IndexDocument
 from indexer.more_like_this import LikeCase, more_like_this
+from indexer.parallel_analysis import Analyser
 from indexer.query import FacetBucket, Filters, Hit, SearchQuery, SearchResult, Suggestion
 from indexer.semantic import SEMANTIC_DEPTH, best_per_case, document_hash, reciprocal_rank_fusion
 from indexer.vectors import PassageMatch, VectorIndex
@@ -63,10 +64,11 @@ def _schema() -> tantivy.Schema:
     return builder.build()
 
 
-def _to_tantivy(doc: IndexDocument, segmenter: Segmenter) -> tantivy.Document:
+def _to_tantivy(doc: IndexDocument, analysed: dict[str, str]) -> tantivy.Document:
+    """The tantivy document of a case, with its token fields (analysed_fields) given."""
     fields = dict(
         case_id=doc.case_id, external_id=doc.external_id, version=doc.version,
-        title=doc.title.encode(), text=doc.text.encode(), **analysed_fields(doc, segmenter),
+        title=doc.title.encode(), text=doc.text.encode(), **analysed,
         category=doc.category, cause=doc.cause, region=doc.region, outcome=doc.outcome,
         organisation=list(doc.organisation_ids), exemplar=doc.exemplar,
         received_day=doc.received_on.toordinal() if doc.received_on else -1,
@@ -83,12 +85,12 @@ class KeywordWriter:
 
     def __init__(self, index: tantivy.Index, segmenter: Segmenter):
         self._writer = index.writer(heap_size=WRITER_HEAP_BYTES)
-        self._segmenter = segmenter
+        self.analyser = Analyser(segmenter)
 
     def upsert(self, docs: list[IndexDocument]) -> None:
-        for doc in docs:
+        for doc, analysed in zip(docs, self.analyser.fields(docs)):
             self._writer.delete_documents_by_term("case_id", doc.case_id)
-            self._writer.add_document(_to_tantivy(doc, self._segmenter))
+            self._writer.add_document(_to_tantivy(doc, analysed))
 
     def delete(self, case_ids: list[int]) -> None:
         for case_id in case_ids:
@@ -172,9 +174,12 @@ class EmbeddedBackend(EncoderOnDemand):
             else:
                 index = tantivy.Index.open(str(self.root / generation))
             writer = KeywordWriter(index, self.segmenter)
-            yield writer
-            writer.commit()
-            writer.close()
+            try:
+                yield writer
+                writer.commit()
+                writer.close()
+            finally:
+                writer.analyser.close()
 
     @contextmanager
     def rebuild(self) -> Iterator[KeywordWriter]:
@@ -183,9 +188,12 @@ class EmbeddedBackend(EncoderOnDemand):
             generation, index = self._new_generation()
             try:
                 writer = KeywordWriter(index, self.segmenter)
-                yield writer
-                writer.commit()
-                writer.close()
+                try:
+                    yield writer
+                    writer.commit()
+                    writer.close()
+                finally:
+                    writer.analyser.close()
                 # Vectors follow the documents by text hash: unchanged cases keep theirs.
                 old = self.vectors_path()
                 if old and old.exists():

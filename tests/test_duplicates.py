@@ -1,6 +1,8 @@
 """The same case text imported twice: flagged at import, one record shown in search."""
 from __future__ import annotations
 
+import unicodedata
+
 from alembic import command
 from logins import PASSWORD, sign_in
 from sqlalchemy import select, text
@@ -13,7 +15,7 @@ from indexer.query import SearchQuery
 from kb.accounts import add_user
 from kb.db import Database, alembic_config, migrate
 from kb.duplicates import duplicate_groups, duplicates_of
-from kb.fingerprints import text_fingerprint
+from kb.fingerprints import nfkc, text_fingerprint
 from kb.models import DisputeCase, IndexTask
 from search_api.app import create_app
 
@@ -27,6 +29,14 @@ def test_fingerprint_ignores_spacing_punctuation_width_and_case():
     assert {text_fingerprint(t) for t in same} == {text_fingerprint(TEXT)}
     assert text_fingerprint(TEXT.replace("七万", "八万")) != text_fingerprint(TEXT)
     assert text_fingerprint("Ab1") == text_fingerprint("ａｂ１")
+
+
+def test_fast_nfkc_is_nfkc():
+    every_wide_char = "".join(map(chr, [0x3000, *range(0xFF01, 0xFFF0)]))
+    # full-width forms next to combining marks, jamo and compatibility characters that compose across them
+    texts = [every_wide_char, TEXT, "Ａ\u0301ｅ\u0308\uFFA1\uFFC2\u1100\u1161㎡℃①…", "ｶﾞｷﾞ\uFF9E\u3099ﾊﾟ", "ﬁ\u0327ｃ\u0327"]
+    for text in texts:
+        assert nfkc(text) == unicodedata.normalize("NFKC", text)
 
 
 def queued(db) -> list[int]:

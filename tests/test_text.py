@@ -13,8 +13,8 @@ from indexer.api import open_backend
 from indexer.expansions import load_table
 from indexer.masking import mask_personal_data
 from indexer.snippets import matched_terms, snippet
-from indexer.text import (ENGINES, PROJECT_DICTIONARY, char_tokens, is_term, normalise, parse_query,
-                          segmenter_for)
+from indexer.text import (ENGINES, PROJECT_DICTIONARY, char_tokens, is_term, joined_char_tokens, normalise,
+                          parse_query, segmenter_for)
 
 LEGAL_TERMS = SHARED_DATA / "legal_terms.txt"
 
@@ -88,6 +88,26 @@ def test_a_malformed_expansion_line_names_file_and_line(tmp_path):
 
 def test_char_tokens_split_chinese_by_character_and_keep_ascii_words():
     assert char_tokens("借款5万元abc") == ["借", "款", "5", "万", "元", "abc"]
+    assert joined_char_tokens("\ud800借a1").split() == char_tokens("\ud800借a1") == ["借", "a1"]
+
+
+# Mixed scripts, widths, separators and characters regexes and whitespace treat differently.
+ODD_TEXTS = ["", "借款5万元abc", "ab12 借款a，。x_y-z", "Ａ１２３ＡＢ離婚後\u3000撫養費", "\x00a\x00b\u200b c\u00a0d",
+             "①㎡℃ é α Ω ٣ 12.5% 7-10 c++ #tag", "𠀀𠀁丽\U0002F800 漏水", "\n\t 只有 空白 \r\n"]
+
+
+@pytest.mark.parametrize("text", ODD_TEXTS)
+def test_joined_forms_split_into_the_same_tokens(segmenter, text):
+    assert joined_char_tokens(text).split() == char_tokens(text)
+    folded = normalise(text)
+    assert segmenter.joined_terms(folded).split() == segmenter.terms(folded)
+
+
+def test_normalise_folds_like_a_translation_table():
+    table = {0x3000: 0x20, **{code: ord(chr(code - 0xFEE0).lower()) for code in range(0xFF01, 0xFF5F)},
+             **{code: code + 32 for code in range(ord("A"), ord("Z") + 1)}}
+    every_wide_char = "".join(map(chr, [0x3000, *range(0xFF00, 0xFF70), *range(0x40, 0x60)]))
+    assert normalise(every_wide_char) == every_wide_char.translate(table)
 
 
 @pytest.mark.parametrize("secret", [
@@ -97,6 +117,17 @@ def test_char_tokens_split_chinese_by_character_and_keep_ascii_words():
 def test_masking_removes_ids_phones_and_cards(secret):
     masked = mask_personal_data(f"联系方式：{secret}。")
     assert re.sub(r"\D", "", secret)[-6:] not in masked
+
+
+def test_masking_finds_what_the_full_patterns_find():
+    from indexer.masking import CARD_CANDIDATE, ID_CARD, LANDLINE, MOBILE
+    texts = ["身份证330302199001011234，电话(0577)88881234、（0577）8888123，手机+86-138 1234 5678，"
+             "卡号6222-0212-3456-7890128", "x13812345678", "电话0577-88881234。"]
+    for text in texts:
+        assert mask_personal_data(text) != text
+        assert not any(pattern.search(mask_personal_data(text)) for pattern in (ID_CARD, MOBILE, LANDLINE))
+    assert "7890128" not in mask_personal_data(texts[0])
+    assert CARD_CANDIDATE.search(texts[0])
 
 
 def test_masking_keeps_amounts_dates_and_non_luhn_numbers():

@@ -31,7 +31,9 @@ def in_child(phase: Callable[..., dict], *args) -> dict:
 
 def _measured(phase: Callable[..., dict], *args) -> dict:
     result = phase(*args)
-    return {**result, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {**result, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            # the largest of the phase's own worker processes (keyword indexing analyses in workers), if any
+            "peak_worker_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
 
 
 def _database(settings: Settings) -> Database:
