@@ -38,6 +38,7 @@ class VectorIndex:
     def __init__(self, index: faiss.Index, keys: np.ndarray, alive: np.ndarray, model: str = "",
                  text_hashes: dict[int, int] | None = None):
         self.index, self.keys, self.alive = index, keys, alive
+        self._row_cases: np.ndarray | None = None
         #: the embedding model's fingerprint: vectors of another model are never mixed in
         self.model = model
         #: case id -> hash of the text its vectors were computed from
@@ -89,6 +90,7 @@ class VectorIndex:
         if self.exact:
             self.index.remove_ids(faiss.IDSelectorBatch(rows.astype("int64")))
             self.keys, self.alive = np.delete(self.keys, rows), np.delete(self.alive, rows)
+            self._row_cases = None
         else:
             self.alive[rows] = False
 
@@ -101,6 +103,23 @@ class VectorIndex:
         self.index.add(vectors)
         self.keys = np.concatenate([self.keys, keys])
         self.alive = np.concatenate([self.alive, np.ones(len(keys), dtype=bool)])
+        self._row_cases = None
+
+    def _cases_of_rows(self) -> np.ndarray:
+        """The case id of every row (computed once per change, not per search)."""
+        if self._row_cases is None:
+            self._row_cases = self.keys >> PASSAGE_BITS
+        return self._row_cases
+
+    def _allowed_rows(self, allowed_cases) -> np.ndarray:
+        """Row mask of the live passages of `allowed_cases`: a lookup table by case id, one gather."""
+        row_cases = self._cases_of_rows()
+        allowed_cases = np.asarray(allowed_cases, dtype="int64")
+        if not len(allowed_cases) or not len(row_cases):
+            return np.zeros(len(row_cases), dtype=bool)
+        table = np.zeros(max(int(row_cases.max()), int(allowed_cases.max())) + 1, dtype=bool)
+        table[allowed_cases[allowed_cases >= 0]] = True
+        return self.alive & table[row_cases]
 
     def case_vector(self, case_id: int) -> np.ndarray | None:
         """The normalised mean of a case's passage vectors (what the case is about), if it has any."""
@@ -113,24 +132,31 @@ class VectorIndex:
     def search(self, query: np.ndarray, limit: int, allowed_cases: np.ndarray | None = None) -> list[PassageMatch]:
         """The best passages for a normalised query vector, from `allowed_cases` only when given."""
         query = np.ascontiguousarray(query.reshape(1, -1), dtype="float32")
-        mask = self.alive if allowed_cases is None else \
-            self.alive & np.isin(self.keys >> PASSAGE_BITS, np.asarray(allowed_cases, dtype="int64"))
-        rows = None if mask.all() else np.flatnonzero(mask)
-        if rows is not None and not len(rows) or limit < 1 or not len(self.keys):
+        mask = self.alive if allowed_cases is None else self._allowed_rows(allowed_cases)
+        everything = allowed_cases is None and self.alive.all()
+        allowed = len(self.keys) if everything else int(mask.sum())
+        if limit < 1 or not allowed:
             return []
-        if rows is not None and not self.exact and len(rows) <= EXACT_SCAN_LIMIT:
-            return self._scan(query, rows, limit)
-        selector = faiss.IDSelectorBatch(rows.astype("int64")) if rows is not None else None
-        params = (faiss.SearchParameters(sel=selector) if self.exact
-                  else faiss.SearchParametersHNSW(sel=selector, efSearch=max(HNSW_EF_SEARCH, limit)))
-        scores, found = self.index.search(query, min(limit, len(self.keys)), params=params)
+        # A bitmap of the allowed rows: one bit test per candidate inside faiss.
+        selector = None if everything else faiss.IDSelectorBitmap(np.packbits(mask, bitorder="little"))
+        if self.exact:
+            searched, params = self.index, faiss.SearchParameters(sel=selector)
+        elif selector is not None and allowed <= EXACT_SCAN_LIMIT:
+            # Few rows left: score them exactly in HNSW's flat storage rather than walk a sparse graph.
+            searched, params = faiss.downcast_index(self.index.storage), faiss.SearchParameters(sel=selector)
+        else:
+            searched = self.index
+            params = faiss.SearchParametersHNSW(sel=selector, efSearch=max(HNSW_EF_SEARCH, limit))
+        scores, found = searched.search(query, min(limit, len(self.keys)), params=params)
         return [self._match(row, score) for score, row in zip(scores[0], found[0]) if row >= 0]
 
-    def _scan(self, query: np.ndarray, rows: np.ndarray, limit: int) -> list[PassageMatch]:
-        """Exact scores for a small set of rows, read back from the HNSW storage."""
-        scores = np.vstack([self.index.reconstruct(int(r)) for r in rows]) @ query[0]
-        best = np.argsort(-scores, kind="stable")[:limit]
-        return [self._match(rows[i], scores[i]) for i in best]
+    def exact_search(self, query: np.ndarray, limit: int) -> list[PassageMatch]:
+        """The true best passages by scoring every live row (what HNSW approximates; for measuring its recall)."""
+        flat = self.index if self.exact else faiss.downcast_index(self.index.storage)
+        selector = None if self.alive.all() else faiss.IDSelectorBitmap(np.packbits(self.alive, bitorder="little"))
+        scores, found = flat.search(np.ascontiguousarray(query.reshape(1, -1), dtype="float32"),
+                                    min(limit, len(self.keys)), params=faiss.SearchParameters(sel=selector))
+        return [self._match(row, score) for score, row in zip(scores[0], found[0]) if row >= 0]
 
     def _match(self, row: int, score: float) -> PassageMatch:
         key = int(self.keys[row])
