@@ -11,6 +11,7 @@ import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 import faiss
 import numpy as np
@@ -23,6 +24,9 @@ HNSW_NEIGHBOURS = 32
 HNSW_EF_SEARCH = 256
 #: Under this many allowed passages a filtered HNSW search scores them exactly instead.
 EXACT_SCAN_LIMIT = 50_000
+#: A filtered HNSW search deeper than this many passages scores the allowed rows exactly instead: under a
+#: filter the graph walk slows down steeply with depth and may still come back short.
+HNSW_FILTERED_LIMIT = 5_000
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,16 @@ class PassageMatch:
     case_id: int
     passage: int
     score: float
+
+
+def best_per_case(matches: Iterable[PassageMatch]) -> list[PassageMatch]:
+    """The first (best) passage of each case, in rank order."""
+    seen, best = set(), []
+    for match in matches:
+        if match.case_id not in seen:
+            seen.add(match.case_id)
+            best.append(match)
+    return best
 
 
 class VectorIndex:
@@ -131,33 +145,52 @@ class VectorIndex:
 
     def search(self, query: np.ndarray, limit: int, allowed_cases: np.ndarray | None = None) -> list[PassageMatch]:
         """The best passages for a normalised query vector, from `allowed_cases` only when given."""
-        query = np.ascontiguousarray(query.reshape(1, -1), dtype="float32")
-        mask = self.alive if allowed_cases is None else self._allowed_rows(allowed_cases)
-        everything = allowed_cases is None and self.alive.all()
-        allowed = len(self.keys) if everything else int(mask.sum())
-        if limit < 1 or not allowed:
-            return []
-        # A bitmap of the allowed rows: one bit test per candidate inside faiss.
-        selector = None if everything else faiss.IDSelectorBitmap(np.packbits(mask, bitorder="little"))
-        if self.exact:
-            searched, params = self.index, faiss.SearchParameters(sel=selector)
-        elif selector is not None and allowed <= EXACT_SCAN_LIMIT:
-            # Few rows left: score them exactly in HNSW's flat storage rather than walk a sparse graph.
-            searched, params = faiss.downcast_index(self.index.storage), faiss.SearchParameters(sel=selector)
-        else:
-            searched = self.index
-            params = faiss.SearchParametersHNSW(sel=selector, efSearch=max(HNSW_EF_SEARCH, limit))
-        scores, found = searched.search(query, min(limit, len(self.keys)), params=params)
-        return [self._match(row, score) for score, row in zip(scores[0], found[0]) if row >= 0]
+        return _Rows(self, allowed_cases).search(query, limit)
+
+    def best_cases(self, query: np.ndarray, depth: int, allowed_cases: np.ndarray | None = None) -> list[PassageMatch]:
+        """The `depth` best cases by their best passage (fewer if fewer are allowed): the best passages,
+        deeper until they cover `depth` cases; when HNSW's walk cannot find that many under a filter, the
+        allowed rows scored exactly."""
+        rows = _Rows(self, allowed_cases)
+        passages, exact = depth * 3, False
+        while True:
+            best = best_per_case(rows.search(query, passages, exact))
+            if len(best) >= depth or passages >= rows.count:
+                return best[:depth]
+            exact = exact or not rows.everything and passages * 4 > HNSW_FILTERED_LIMIT
+            passages *= 4
 
     def exact_search(self, query: np.ndarray, limit: int) -> list[PassageMatch]:
         """The true best passages by scoring every live row (what HNSW approximates; for measuring its recall)."""
-        flat = self.index if self.exact else faiss.downcast_index(self.index.storage)
-        selector = None if self.alive.all() else faiss.IDSelectorBitmap(np.packbits(self.alive, bitorder="little"))
-        scores, found = flat.search(np.ascontiguousarray(query.reshape(1, -1), dtype="float32"),
-                                    min(limit, len(self.keys)), params=faiss.SearchParameters(sel=selector))
-        return [self._match(row, score) for score, row in zip(scores[0], found[0]) if row >= 0]
+        return _Rows(self, None).search(query, limit, exact=True)
 
     def _match(self, row: int, score: float) -> PassageMatch:
         key = int(self.keys[row])
         return PassageMatch(key >> PASSAGE_BITS, key & MAX_PASSAGE, float(score))
+
+
+class _Rows:
+    """The rows one search may return (live ones, of the allowed cases), as a bitmap faiss tests per candidate."""
+
+    def __init__(self, vectors: VectorIndex, allowed_cases: np.ndarray | None):
+        self.vectors = vectors
+        mask = vectors.alive if allowed_cases is None else vectors._allowed_rows(allowed_cases)
+        self.everything = allowed_cases is None and bool(vectors.alive.all())
+        self.count = len(vectors.keys) if self.everything else int(mask.sum())
+        self.selector = None if self.everything else faiss.IDSelectorBitmap(np.packbits(mask, bitorder="little"))
+
+    def search(self, query: np.ndarray, limit: int, exact: bool = False) -> list[PassageMatch]:
+        vectors = self.vectors
+        if limit < 1 or not self.count:
+            return []
+        query = np.ascontiguousarray(query.reshape(1, -1), dtype="float32")
+        if vectors.exact:
+            searched, params = vectors.index, faiss.SearchParameters(sel=self.selector)
+        elif exact or self.selector is not None and self.count <= EXACT_SCAN_LIMIT:
+            # Few rows left (or asked): score them exactly in HNSW's flat storage rather than walk a sparse graph.
+            searched, params = faiss.downcast_index(vectors.index.storage), faiss.SearchParameters(sel=self.selector)
+        else:
+            searched = vectors.index
+            params = faiss.SearchParametersHNSW(sel=self.selector, efSearch=max(HNSW_EF_SEARCH, limit))
+        scores, found = searched.search(query, min(limit, self.count), params=params)
+        return [vectors._match(row, score) for score, row in zip(scores[0], found[0]) if row >= 0]

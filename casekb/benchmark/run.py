@@ -25,7 +25,8 @@ from casekb.benchmark.latency import measure
 from casekb.benchmark.queries import sample_queries
 from casekb.config import Settings
 from indexer.api import encoder_factory, open_backend
-from indexer.semantic import SEMANTIC_DEPTH, best_per_case
+from indexer.semantic import SEMANTIC_DEPTH
+from indexer.vectors import best_per_case
 from indexer.text import parse_query
 
 Echo = Callable[[str], None]
