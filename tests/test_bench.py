@@ -50,16 +50,15 @@ def test_bench_smoke(tmp_path, monkeypatch, model_dir):
         assert f"| {engine} | {mode} |" in markdown
     assert (out / "latency.png").stat().st_size and (out / "throughput.png").stat().st_size
 
+    assert build["vectors"]["recall"]["cases"] == build["vectors"]["recall"]["passages_at_depth"] == 1.0  # exact index
+
     again = CliRunner().invoke(main, ["--home", str(tmp_path / "home"), "bench", "--size", "2000", "--queries", "20",
-                                      "--reuse", "--no-comparators", "--no-semantic", "--no-es", "--out", str(out)])
+                                      "--reuse", "--no-comparators", "--no-es", "--embed-sample", "1",
+                                      "--out", str(out)])
     assert again.exit_code == 0, again.output
     reused = json.loads((out / "results.json").read_text())["runs"]["2000"]
     assert reused["build"]["reused"] and reused["build"]["import"] == build["import"]
-    assert {(row["engine"], row["mode"]) for row in reused["latency"]} == {("casekb", "keyword"),
-                                                                           ("tantivy (raw)", "keyword")}
-
-
-def test_bench_reuse_needs_a_built_library(tmp_path):
-    result = CliRunner().invoke(main, ["--home", str(tmp_path / "home"), "bench", "--size", "200", "--reuse",
-                                       "--no-es", "--out", str(tmp_path / "results")])
-    assert result.exit_code == 2 and "nothing to reuse" in result.output
+    assert reused["build"]["vectors"]["reused"] and reused["build"]["vectors"]["passages"] == build["vectors"]["passages"]
+    assert {(row["engine"], row["mode"]) for row in reused["latency"]} == {
+        ("casekb", "keyword"), ("tantivy (raw)", "keyword"), ("faiss (raw)", "semantic"), ("casekb", "semantic"),
+        ("casekb", "hybrid")}
