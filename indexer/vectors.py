@@ -154,9 +154,12 @@ class VectorIndex:
         rows = _Rows(self, allowed_cases)
         passages, exact = depth * 3, False
         while True:
-            best = best_per_case(rows.search(query, passages, exact))
-            if len(best) >= depth or passages >= rows.count:
-                return best[:depth]
+            scores, found = rows.find(query, passages, exact)
+            # each case's first (best) row, in rank order, without a Python object per passage
+            _, first = np.unique(self._cases_of_rows()[found], return_index=True)
+            first.sort()
+            if len(first) >= depth or passages >= rows.count:
+                return [self._match(found[i], scores[i]) for i in first[:depth]]
             exact = exact or not rows.everything and passages * 4 > HNSW_FILTERED_LIMIT
             passages *= 4
 
@@ -180,9 +183,14 @@ class _Rows:
         self.selector = None if self.everything else faiss.IDSelectorBitmap(np.packbits(mask, bitorder="little"))
 
     def search(self, query: np.ndarray, limit: int, exact: bool = False) -> list[PassageMatch]:
+        scores, found = self.find(query, limit, exact)
+        return [self.vectors._match(row, score) for score, row in zip(scores, found)]
+
+    def find(self, query: np.ndarray, limit: int, exact: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Scores and rows of the best `limit` allowed passages, best first."""
         vectors = self.vectors
         if limit < 1 or not self.count:
-            return []
+            return np.empty(0, dtype="float32"), np.empty(0, dtype="int64")
         query = np.ascontiguousarray(query.reshape(1, -1), dtype="float32")
         if vectors.exact:
             searched, params = vectors.index, faiss.SearchParameters(sel=self.selector)
@@ -193,4 +201,5 @@ class _Rows:
             searched = vectors.index
             params = faiss.SearchParametersHNSW(sel=self.selector, efSearch=max(HNSW_EF_SEARCH, limit))
         scores, found = searched.search(query, min(limit, self.count), params=params)
-        return [vectors._match(row, score) for score, row in zip(scores[0], found[0]) if row >= 0]
+        kept = found[0] >= 0
+        return scores[0][kept], found[0][kept]
