@@ -139,7 +139,8 @@ def _recall_note(vectors: dict) -> str:
     if not recall:
         return ""
     return (f" (recall against exact search on these queries: {recall['passages_at_depth']:.3f} of the top "
-            f"{recall['depth']} passages, {recall['cases']:.3f} of the cases they rank)")
+            f"{recall['depth']} passages, {recall['cases']:.3f} of the cases they rank; the scores of its top 10 "
+            f"cases {recall.get('top10_score_ratio', float('nan')):.4f} of the exact top 10's)")
 
 
 def _markdown(result: dict, command: str) -> str:

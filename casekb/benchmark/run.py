@@ -188,16 +188,19 @@ def run_benchmark(settings: Settings, options: BenchOptions, echo: Echo = print,
 
 def _vector_recall(index, vectors: np.ndarray) -> dict:
     """How much of the exact answer casekb's vector search finds (1.0 for an exact index; HNSW approximates):
-    mean share of the exact top passages (as many as semantic search asks for) and of the exact top cases."""
-    passages, cases = [], []
+    mean share of the exact top passages (as many as semantic search asks for) and of the exact top cases,
+    and how close the scores of its top 10 cases come to the exact top 10's (near-copies score alike)."""
+    passages, cases, top_scores = [], [], []
     for vector in vectors:
         found, exact = index.search(vector, SEMANTIC_DEPTH * 3), index.exact_search(vector, SEMANTIC_DEPTH * 3)
         passages.append(len({(m.case_id, m.passage) for m in found} & {(m.case_id, m.passage) for m in exact})
                         / max(1, len(exact)))
-        top_cases = [m.case_id for m in best_per_case(exact)]
-        cases.append(len(set(top_cases) & {m.case_id for m in best_per_case(found)}) / max(1, len(top_cases)))
+        found_cases, exact_cases = best_per_case(found), best_per_case(exact)
+        shared = {m.case_id for m in exact_cases} & {m.case_id for m in found_cases}
+        cases.append(len(shared) / max(1, len(exact_cases)))
+        top_scores.append(sum(m.score for m in found_cases[:10]) / max(1e-9, sum(m.score for m in exact_cases[:10])))
     return {"passages_at_depth": float(np.mean(passages)), "cases": float(np.mean(cases)),
-            "depth": SEMANTIC_DEPTH * 3}
+            "top10_score_ratio": float(np.mean(top_scores)), "depth": SEMANTIC_DEPTH * 3}
 
 
 def _comparators(library, backend, queries, parsed, options, all_engines, echo) -> dict:
