@@ -26,8 +26,8 @@ from indexer.documents import IndexDocument
 from indexer.more_like_this import LikeCase, more_like_this
 from indexer.parallel_analysis import Analyser
 from indexer.query import FacetBucket, Filters, Hit, SearchQuery, SearchResult, Suggestion
-from indexer.semantic import SEMANTIC_DEPTH, best_per_case, document_hash, reciprocal_rank_fusion
-from indexer.vectors import PassageMatch, VectorIndex
+from indexer.semantic import SEMANTIC_DEPTH, document_hash, reciprocal_rank_fusion
+from indexer.vectors import PassageMatch, VectorIndex, best_per_case
 from indexer.text import ParsedQuery, Segmenter, char_tokens, normalise, parse_query
 
 KEEP_OLD_GENERATIONS = 1
@@ -382,13 +382,7 @@ class EmbeddedBackend(EncoderOnDemand):
         if query.filters.active():
             allowed = np.asarray(self._case_ids(searcher, self._compose(tantivy.Query.all_query(), query.filters),
                                                 searcher.num_docs), dtype="int64")
-        vector = encoder.query(query.text)
-        passages = depth * 3
-        while True:
-            best = best_per_case(vectors.search(vector, passages, allowed))
-            if len(best) >= depth or passages >= len(vectors):
-                return best[:depth]
-            passages *= 4
+        return vectors.best_cases(encoder.query(query.text), depth, allowed)
 
     def _fused_page(self, searcher, text_query, query: SearchQuery, needles):
         """Semantic or hybrid ranking over the first SEMANTIC_DEPTH cases, one page of it."""

@@ -255,11 +255,14 @@ def install_model(target_dir: Path) -> Path:
 
 
 def set_torch_threads(threads: int | None = None) -> int:
-    """One torch thread per core this process may run on (its CPU affinity): more only contend."""
+    """Torch threads of the calling thread (and of threads started later): by default one per core this
+    process may run on (its CPU affinity); more only contend. Set only on a change: setting them clears
+    oneDNN's cached kernels."""
     import torch
 
     threads = threads or len(os.sched_getaffinity(0))
-    torch.set_num_threads(threads)
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
     return threads
 
 

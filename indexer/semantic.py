@@ -1,13 +1,12 @@
-"""Semantic search pieces: passage text as embedded, best passage per case, reciprocal-rank fusion,
+"""Semantic search pieces: passage text as embedded, reciprocal-rank fusion,
 and the worker that keeps a generation's vectors in step with its keyword documents."""
 from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from typing import Callable, Iterable
+from typing import Callable
 
 from indexer.passages import Passage, split_passages
-from indexer.vectors import PassageMatch
 
 PASSAGE_CHARS = 400
 OVERLAP_CHARS = 80
@@ -31,16 +30,6 @@ def case_passages(text: str) -> list[Passage]:
 def passage_inputs(title: str, text: str) -> list[str]:
     """What gets embedded: each passage with the case title (usually the cause) in front, if any."""
     return [f"{title}：{p.text}" if title else p.text for p in case_passages(text)] or [title]
-
-
-def best_per_case(matches: Iterable[PassageMatch]) -> list[PassageMatch]:
-    """The first (best) passage of each case, in rank order."""
-    seen, best = set(), []
-    for match in matches:
-        if match.case_id not in seen:
-            seen.add(match.case_id)
-            best.append(match)
-    return best
 
 
 def reciprocal_rank_fusion(rankings: list[tuple[list[int], float]], k: int = 60) -> list[tuple[int, float]]:

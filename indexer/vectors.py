@@ -11,6 +11,7 @@ import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 import faiss
 import numpy as np
@@ -23,6 +24,9 @@ HNSW_NEIGHBOURS = 32
 HNSW_EF_SEARCH = 256
 #: Under this many allowed passages a filtered HNSW search scores them exactly instead.
 EXACT_SCAN_LIMIT = 50_000
+#: A filtered HNSW search deeper than this many passages scores the allowed rows exactly instead: under a
+#: filter the graph walk slows down steeply with depth and may still come back short.
+HNSW_FILTERED_LIMIT = 5_000
 
 
 @dataclass(frozen=True)
@@ -32,12 +36,23 @@ class PassageMatch:
     score: float
 
 
+def best_per_case(matches: Iterable[PassageMatch]) -> list[PassageMatch]:
+    """The first (best) passage of each case, in rank order."""
+    seen, best = set(), []
+    for match in matches:
+        if match.case_id not in seen:
+            seen.add(match.case_id)
+            best.append(match)
+    return best
+
+
 class VectorIndex:
     """Normalised passage vectors searched by inner product (= cosine)."""
 
     def __init__(self, index: faiss.Index, keys: np.ndarray, alive: np.ndarray, model: str = "",
                  text_hashes: dict[int, int] | None = None):
         self.index, self.keys, self.alive = index, keys, alive
+        self._row_cases: np.ndarray | None = None
         #: the embedding model's fingerprint: vectors of another model are never mixed in
         self.model = model
         #: case id -> hash of the text its vectors were computed from
@@ -89,6 +104,7 @@ class VectorIndex:
         if self.exact:
             self.index.remove_ids(faiss.IDSelectorBatch(rows.astype("int64")))
             self.keys, self.alive = np.delete(self.keys, rows), np.delete(self.alive, rows)
+            self._row_cases = None
         else:
             self.alive[rows] = False
 
@@ -101,6 +117,23 @@ class VectorIndex:
         self.index.add(vectors)
         self.keys = np.concatenate([self.keys, keys])
         self.alive = np.concatenate([self.alive, np.ones(len(keys), dtype=bool)])
+        self._row_cases = None
+
+    def _cases_of_rows(self) -> np.ndarray:
+        """The case id of every row (computed once per change, not per search)."""
+        if self._row_cases is None:
+            self._row_cases = self.keys >> PASSAGE_BITS
+        return self._row_cases
+
+    def _allowed_rows(self, allowed_cases) -> np.ndarray:
+        """Row mask of the live passages of `allowed_cases`: a lookup table by case id, one gather."""
+        row_cases = self._cases_of_rows()
+        allowed_cases = np.asarray(allowed_cases, dtype="int64")
+        if not len(allowed_cases) or not len(row_cases):
+            return np.zeros(len(row_cases), dtype=bool)
+        table = np.zeros(max(int(row_cases.max()), int(allowed_cases.max())) + 1, dtype=bool)
+        table[allowed_cases[allowed_cases >= 0]] = True
+        return self.alive & table[row_cases]
 
     def case_vector(self, case_id: int) -> np.ndarray | None:
         """The normalised mean of a case's passage vectors (what the case is about), if it has any."""
@@ -112,26 +145,61 @@ class VectorIndex:
 
     def search(self, query: np.ndarray, limit: int, allowed_cases: np.ndarray | None = None) -> list[PassageMatch]:
         """The best passages for a normalised query vector, from `allowed_cases` only when given."""
-        query = np.ascontiguousarray(query.reshape(1, -1), dtype="float32")
-        mask = self.alive if allowed_cases is None else \
-            self.alive & np.isin(self.keys >> PASSAGE_BITS, np.asarray(allowed_cases, dtype="int64"))
-        rows = None if mask.all() else np.flatnonzero(mask)
-        if rows is not None and not len(rows) or limit < 1 or not len(self.keys):
-            return []
-        if rows is not None and not self.exact and len(rows) <= EXACT_SCAN_LIMIT:
-            return self._scan(query, rows, limit)
-        selector = faiss.IDSelectorBatch(rows.astype("int64")) if rows is not None else None
-        params = (faiss.SearchParameters(sel=selector) if self.exact
-                  else faiss.SearchParametersHNSW(sel=selector, efSearch=max(HNSW_EF_SEARCH, limit)))
-        scores, found = self.index.search(query, min(limit, len(self.keys)), params=params)
-        return [self._match(row, score) for score, row in zip(scores[0], found[0]) if row >= 0]
+        return _Rows(self, allowed_cases).search(query, limit)
 
-    def _scan(self, query: np.ndarray, rows: np.ndarray, limit: int) -> list[PassageMatch]:
-        """Exact scores for a small set of rows, read back from the HNSW storage."""
-        scores = np.vstack([self.index.reconstruct(int(r)) for r in rows]) @ query[0]
-        best = np.argsort(-scores, kind="stable")[:limit]
-        return [self._match(rows[i], scores[i]) for i in best]
+    def best_cases(self, query: np.ndarray, depth: int, allowed_cases: np.ndarray | None = None) -> list[PassageMatch]:
+        """The `depth` best cases by their best passage (fewer if fewer are allowed): the best passages,
+        deeper until they cover `depth` cases; when HNSW's walk cannot find that many under a filter, the
+        allowed rows scored exactly."""
+        rows = _Rows(self, allowed_cases)
+        passages, exact = depth * 3, False
+        while True:
+            scores, found = rows.find(query, passages, exact)
+            # each case's first (best) row, in rank order, without a Python object per passage
+            _, first = np.unique(self._cases_of_rows()[found], return_index=True)
+            first.sort()
+            if len(first) >= depth or passages >= rows.count:
+                return [self._match(found[i], scores[i]) for i in first[:depth]]
+            exact = exact or not rows.everything and passages * 4 > HNSW_FILTERED_LIMIT
+            passages *= 4
+
+    def exact_search(self, query: np.ndarray, limit: int) -> list[PassageMatch]:
+        """The true best passages by scoring every live row (what HNSW approximates; for measuring its recall)."""
+        return _Rows(self, None).search(query, limit, exact=True)
 
     def _match(self, row: int, score: float) -> PassageMatch:
         key = int(self.keys[row])
         return PassageMatch(key >> PASSAGE_BITS, key & MAX_PASSAGE, float(score))
+
+
+class _Rows:
+    """The rows one search may return (live ones, of the allowed cases), as a bitmap faiss tests per candidate."""
+
+    def __init__(self, vectors: VectorIndex, allowed_cases: np.ndarray | None):
+        self.vectors = vectors
+        mask = vectors.alive if allowed_cases is None else vectors._allowed_rows(allowed_cases)
+        self.everything = allowed_cases is None and bool(vectors.alive.all())
+        self.count = len(vectors.keys) if self.everything else int(mask.sum())
+        self.selector = None if self.everything else faiss.IDSelectorBitmap(np.packbits(mask, bitorder="little"))
+
+    def search(self, query: np.ndarray, limit: int, exact: bool = False) -> list[PassageMatch]:
+        scores, found = self.find(query, limit, exact)
+        return [self.vectors._match(row, score) for score, row in zip(scores, found)]
+
+    def find(self, query: np.ndarray, limit: int, exact: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Scores and rows of the best `limit` allowed passages, best first."""
+        vectors = self.vectors
+        if limit < 1 or not self.count:
+            return np.empty(0, dtype="float32"), np.empty(0, dtype="int64")
+        query = np.ascontiguousarray(query.reshape(1, -1), dtype="float32")
+        if vectors.exact:
+            searched, params = vectors.index, faiss.SearchParameters(sel=self.selector)
+        elif exact or self.selector is not None and self.count <= EXACT_SCAN_LIMIT:
+            # Few rows left (or asked): score them exactly in HNSW's flat storage rather than walk a sparse graph.
+            searched, params = faiss.downcast_index(vectors.index.storage), faiss.SearchParameters(sel=self.selector)
+        else:
+            searched = vectors.index
+            params = faiss.SearchParametersHNSW(sel=self.selector, efSearch=max(HNSW_EF_SEARCH, limit))
+        scores, found = searched.search(query, min(limit, self.count), params=params)
+        kept = found[0] >= 0
+        return scores[0][kept], found[0][kept]

@@ -51,13 +51,20 @@ def test_bench_smoke(tmp_path, monkeypatch, model_dir):
         assert f"| {engine} | {mode} |" in markdown
     assert (out / "latency.png").stat().st_size and (out / "throughput.png").stat().st_size
 
+    recall = build["vectors"]["recall"]  # an exact index at 2000 cases: it finds the exact answer
+    assert recall["cases"] == recall["passages_at_depth"] == recall["top10_score_ratio"] == 1.0
+
     again = CliRunner().invoke(main, ["--home", str(tmp_path / "home"), "bench", "--size", "2000", "--queries", "20",
-                                      "--reuse", "--no-comparators", "--no-semantic", "--no-es", "--out", str(out)])
+                                      "--reuse", "--no-comparators", "--no-es", "--embed-sample", "1",
+                                      "--out", str(out)])
     assert again.exit_code == 0, again.output
     reused = json.loads((out / "results.json").read_text())["runs"]["2000"]
     assert reused["build"]["reused"] and reused["build"]["import"] == build["import"]
+    vectors = reused["build"]["vectors"]
+    assert vectors["reused"] and vectors["passages"] == build["vectors"]["passages"]
     assert {(row["engine"], row["mode"]) for row in reused["latency"]} == {
-        ("casekb", "keyword"), ("tantivy (raw)", "keyword"), ("tantivy (raw, top 10)", "keyword")}
+        ("casekb", "keyword"), ("tantivy (raw)", "keyword"), ("tantivy (raw, top 10)", "keyword"),
+        ("faiss (raw)", "semantic"), ("casekb", "semantic"), ("casekb", "hybrid")}
 
 
 def test_bench_reuse_needs_a_built_library(tmp_path):

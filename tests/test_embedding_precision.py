@@ -40,3 +40,27 @@ def test_precision_is_checked():
         load_settings(embedding_precision="fp16")
     with pytest.raises(ValueError, match="one of auto, fp32, bf16"):
         resolve_precision("int8")
+
+
+def test_queries_run_on_one_torch_thread_and_batches_on_all(model_dir, tmp_path):
+    """torch's thread count is per calling thread: a query sets one on its own thread, a batch sets the
+    encoder's count back, and a search thread's query never changes the embedding thread's setting."""
+    import threading
+
+    import torch
+
+    encoder = Encoder(model_dir, tmp_path / "cache.sqlite3", threads=2)
+    seen = {}
+
+    def search_thread():
+        encoder.query("借钱不还")
+        seen["search"] = torch.get_num_threads()
+
+    worker = threading.Thread(target=search_thread)
+    worker.start()
+    worker.join()
+    assert seen["search"] == 1 and torch.get_num_threads() == 2
+    encoder.query("邻居 楼上 漏水")
+    assert torch.get_num_threads() == 1
+    encoder.passages(demo_passages(2))
+    assert torch.get_num_threads() == 2

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from indexer.vectors import HNSW_THRESHOLD, VectorIndex
+from indexer.vectors import HNSW_THRESHOLD, VectorIndex, best_per_case
 
 DIM = 16
 
@@ -73,3 +73,46 @@ def test_replacing_and_removing_cases(store, vectors, tmp_path):
     assert loaded.search(old_query, 10) == store.search(old_query, 10)
     assert len(loaded) == len(store) and loaded.model == "test-model"
     assert loaded.text_hashes == store.text_hashes and 18 not in loaded.text_hashes
+
+
+def test_filters_inside_the_hnsw_graph_search(vectors, monkeypatch):
+    """Above EXACT_SCAN_LIMIT allowed rows a filtered HNSW search walks the graph with a row bitmap."""
+    monkeypatch.setattr("indexer.vectors.EXACT_SCAN_LIMIT", 0)
+    index = VectorIndex.create(DIM, "test-model", HNSW_THRESHOLD + 1)
+    for case_id, rows in vectors.items():
+        index.add_case(case_id, rows)
+    index.remove_cases([60])
+    allowed = np.arange(50, 120)
+    query = vectors[17][0]
+    matches = index.search(query, 400, allowed)
+    assert {m.case_id for m in matches} == set(allowed.tolist()) - {60}
+    expected = brute_force({c: v for c, v in vectors.items() if c != 60}, query, set(allowed.tolist()))
+    assert [m.case_id for m in matches][0] == expected[0][0]
+
+
+def test_exact_search_scores_every_live_row(store, vectors):
+    store.remove_cases([17])
+    query = vectors[17][0]
+    found = best_per_case(store.exact_search(query, 30))
+    expected = brute_force({c: v for c, v in vectors.items() if c != 17}, query)
+    assert [(m.case_id, m.passage) for m in found][:5] == [(c, p) for c, (_, p) in expected[:5]]
+    assert found[0].score == pytest.approx(expected[0][1][0], abs=1e-5)
+
+
+@pytest.mark.parametrize("graph_limit", [0, 10_000])
+def test_best_cases_go_deep_enough_for_the_depth(vectors, monkeypatch, graph_limit):
+    """Passages are fetched deeper until they cover `depth` cases; a filtered HNSW search falls back to
+    scoring the allowed rows exactly past HNSW_FILTERED_LIMIT (0: at once after the first round)."""
+    monkeypatch.setattr("indexer.vectors.EXACT_SCAN_LIMIT", 0)
+    monkeypatch.setattr("indexer.vectors.HNSW_FILTERED_LIMIT", graph_limit)
+    index = VectorIndex.create(DIM, "test-model", HNSW_THRESHOLD + 1)
+    for case_id, rows in vectors.items():
+        index.add_case(case_id, rows)
+    allowed = np.arange(20, 180)
+    query = vectors[17][0]
+    best = index.best_cases(query, 100, allowed)
+    expected = brute_force(vectors, query, set(allowed.tolist()))
+    assert len(best) == 100 and len({m.case_id for m in best}) == 100
+    assert [m.case_id for m in best[:10]] == [c for c, _ in expected[:10]]
+    assert len(index.best_cases(query, 500, allowed)) == len(allowed)
+    assert [m.case_id for m in index.best_cases(query, 5)] == [c for c, _ in brute_force(vectors, query)[:5]]

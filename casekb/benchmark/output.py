@@ -134,6 +134,15 @@ def _engines_note(result: dict) -> str:
     return note
 
 
+def _recall_note(vectors: dict) -> str:
+    recall = vectors.get("recall")
+    if not recall:
+        return ""
+    return (f" (recall against exact search on these queries: {recall['passages_at_depth']:.3f} of the top "
+            f"{recall['depth']} passages, {recall['cases']:.3f} of the cases they rank; the scores of its top 10 "
+            f"cases {recall.get('top10_score_ratio', float('nan')):.4f} of the exact top 10's)")
+
+
 def _markdown(result: dict, command: str) -> str:
     build, machine = result["build"], result["machine"]
     parts = [
@@ -160,6 +169,7 @@ def _markdown(result: dict, command: str) -> str:
     if "vectors" in build:
         parts += ["## How the vectors were made", "", " ".join(VECTORS_NOTE.split()), "",
                   f"Here: {build['vectors']['passages']} passages, lent by: {build['vectors']['lent_by']}; "
-                  f"{'exact' if build['vectors']['exact'] else 'HNSW'} faiss index. Embedding throughput is measured "
+                  f"{'exact' if build['vectors']['exact'] else 'HNSW'} faiss index{_recall_note(build['vectors'])}. "
+                  f"Embedding throughput is measured "
                   f"for real on {build['embedding']['cases']} cases ({build['embedding']['passages']} passages).", ""]
     return "\n".join(parts)

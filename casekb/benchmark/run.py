@@ -25,11 +25,15 @@ from casekb.benchmark.latency import measure
 from casekb.benchmark.queries import sample_queries
 from casekb.config import Settings
 from indexer.api import encoder_factory, open_backend
+from indexer.semantic import SEMANTIC_DEPTH
+from indexer.vectors import best_per_case
 from indexer.text import parse_query
 
 Echo = Callable[[str], None]
 QUERY_SOURCE_CASES = 2000
 BUILD_FILE = "bench-build.json"
+#: What build_vectors reported, with the stamp of the vectors file it saved (`--reuse` keeps both).
+VECTORS_FILE = "bench-vectors.json"
 
 
 @dataclass(frozen=True)
@@ -84,13 +88,30 @@ def _reused(settings: Settings, echo: Echo) -> dict:
     return {**built, "reused": True}
 
 
-def _semantic(settings: Settings, real_cache: Path, options: BenchOptions, files: list[Path], echo: Echo) -> dict:
-    echo("passage vectors derived from cached real embeddings of the demo cases (child process)")
-    found = {"vectors": phases.in_child(build_vectors, settings, files, real_cache, options.seed)}
+def _semantic(settings: Settings, backend, real_cache: Path, options: BenchOptions, files: list[Path],
+              echo: Echo) -> dict:
+    found = {"vectors": _reused_vectors(settings, backend) if options.reuse else None}
+    if found["vectors"]:
+        echo("reusing the passage vectors an earlier run derived for this library")
+    else:
+        echo("passage vectors derived from cached real embeddings of the demo cases (child process)")
+        found["vectors"] = phases.in_child(build_vectors, settings, files, real_cache, options.seed)
+        stamp = backend.vectors_path().stat().st_mtime_ns
+        (settings.home / VECTORS_FILE).write_text(json.dumps({"stamp": stamp, "vectors": found["vectors"]}))
     echo(f"embedding throughput: {options.embed_sample} cases with the real model (child process)")
     found["embedding"] = phases.in_child(phases.embed_sample, settings, list(read_cases(files, options.embed_sample)))
     echo(f"embedding: {found['embedding']['cases_per_s']:.2f} cases/s, {found['embedding']['chars_per_s']:.0f} chars/s")
     return found
+
+
+def _reused_vectors(settings: Settings, backend) -> dict | None:
+    """The figures of the vectors an earlier run derived, if the live vectors file is still the one it saved."""
+    try:
+        saved = json.loads((settings.home / VECTORS_FILE).read_text())
+        stamp = backend.vectors_path().stat().st_mtime_ns
+    except (FileNotFoundError, AttributeError):
+        return None
+    return {**saved["vectors"], "reused": True} if saved["stamp"] == stamp else None
 
 
 def _time_matrix(all_engines: list[engines.Engine], count: int, clients: int, echo: Echo) -> list[dict]:
@@ -150,17 +171,36 @@ def run_benchmark(settings: Settings, options: BenchOptions, echo: Echo = print,
              + ("" if library.embedding_model else ": no embedding model installed (`casekb model install`)"))
         result["finished"] = True
         return result
-    result["build"].update(_semantic(library, settings.home / "embeddings.sqlite3", options, files, echo))
+    result["build"].update(_semantic(library, backend, settings.home / "embeddings.sqlite3", options, files, echo))
     result["build"]["sizes_mb"]["vectors"] = result["build"]["vectors"]["vectors_mb"]
     encoder, vectors = backend.encoder(), {}
     result["query_embedding"] = measure(lambda n: vectors.__setitem__(n, encoder.query(queries[n].text)),
                                         range(len(queries)))
     echo(f"query embedding p50 {result['query_embedding']['p50_ms']:.1f} ms")
     vectors = np.vstack([vectors[n] for n in range(len(queries))])
+    result["build"]["vectors"]["recall"] = _vector_recall(backend.vectors(), vectors)
+    echo(f"vector search recall against exact search: {result['build']['vectors']['recall']}")
     time_engines([engines.raw_faiss_engine(backend, queries, vectors),
                   *(engines.casekb_engine(backend, queries, mode) for mode in ("semantic", "hybrid"))])
     result["finished"] = True
     return result
+
+
+def _vector_recall(index, vectors: np.ndarray) -> dict:
+    """How much of the exact answer casekb's vector search finds (1.0 for an exact index; HNSW approximates):
+    mean share of the exact top passages (as many as semantic search asks for) and of the exact top cases,
+    and how close the scores of its top 10 cases come to the exact top 10's (near-copies score alike)."""
+    passages, cases, top_scores = [], [], []
+    for vector in vectors:
+        found, exact = index.search(vector, SEMANTIC_DEPTH * 3), index.exact_search(vector, SEMANTIC_DEPTH * 3)
+        passages.append(len({(m.case_id, m.passage) for m in found} & {(m.case_id, m.passage) for m in exact})
+                        / max(1, len(exact)))
+        found_cases, exact_cases = best_per_case(found), best_per_case(exact)
+        shared = {m.case_id for m in exact_cases} & {m.case_id for m in found_cases}
+        cases.append(len(shared) / max(1, len(exact_cases)))
+        top_scores.append(sum(m.score for m in found_cases[:10]) / max(1e-9, sum(m.score for m in exact_cases[:10])))
+    return {"passages_at_depth": float(np.mean(passages)), "cases": float(np.mean(cases)),
+            "top10_score_ratio": float(np.mean(top_scores)), "depth": SEMANTIC_DEPTH * 3}
 
 
 def _comparators(library, backend, queries, parsed, options, all_engines, echo) -> dict:
