@@ -27,12 +27,16 @@ from indexer.documents import IndexDocument
 from indexer.embedded import SEMANTIC_DEPTH, EmbeddedBackend
 from indexer.embeddings import Encoder
 from indexer.masking import mask_personal_data
+from indexer.more_like_this import CANDIDATES
 from indexer.query import Hit, SearchQuery
 from indexer.semantic import document_hash, passage_inputs
 from indexer.text import Segmenter
 from indexer.vectors import VectorIndex
 
 K = 10
+#: How deep the triplets read each mode's ranking for a case text: keyword and semantic as deep as
+#: semantic search ranks; hybrid as deep as a case description's candidates (indexer/case_query.py).
+RANKING_DEPTH = {"keyword": SEMANTIC_DEPTH, "semantic": SEMANTIC_DEPTH, "hybrid": CANDIDATES}
 HALVES = ("dev", "held-out")
 #: The leave-one-out corpus: the demo's CJRC rows (188 causes), as in shared/data's baseline.
 LOO_SOURCE = "CAIL2019-CJRC"
@@ -252,8 +256,7 @@ def evaluate(request: EvalRequest, work: Path, segmenter: Segmenter, encoder: En
         texts = triplet_cases(rows)
         cases = [EvalCase(str(i), t) for i, t in enumerate(texts, 1)]
         backend = build_backend(cases, work / path.stem, segmenter, encoder)
-        depth = min(len(texts), SEMANTIC_DEPTH)
-        rankers = {mode: search_ranker(backend, mode, depth) for mode in modes}
+        rankers = {mode: search_ranker(backend, mode, min(len(texts), RANKING_DEPTH[mode])) for mode in modes}
         report[f"triplets {path.stem}"] = {mode: summarise(triplet_scores(rows, rank, texts))
                                            for mode, rank in rankers.items()}
     cases = loo_cases(request.demo_cases, request.limit)

@@ -25,8 +25,9 @@ from indexer.query import Filters, Hit, SearchResult
 from indexer.similarity import CaseSimilarity, CaseText
 from indexer.text import Segmenter
 
-#: candidates the first stage hands the reranker
-CANDIDATES = 200
+#: Candidates the first stage hands the reranker. On the dev halves of `casekb eval` (hybrid path), 300
+#: instead of 200 raised SCM triplet accuracy from 0.724 to 0.742 and left leave-one-out MRR@10 at 0.610.
+CANDIDATES = 300
 
 
 @dataclass(frozen=True)
