@@ -2,7 +2,7 @@
 
 A mediator who pastes a case's facts into the search box is asking for cases like it. Fusing a BM25
 ranking of its hundreds of terms with its nearest passages ranks them worse than more like this does
-(`casekb eval`: SCM triplets 0.635 against 0.715, leave-one-out MRR@10 0.581 against 0.585), so a hybrid
+(`casekb eval` before this path: SCM triplets 0.635 against 0.715), so a hybrid
 query of at least CASE_TEXT_CHARS characters is searched as a case: candidates by its distinctive
 terms and its meaning under the search's filters, reranked case to case (indexer/more_like_this.py).
 Shorter queries, the 2-20 characters of keywords or a colloquial phrase people type, are searched as
@@ -19,6 +19,7 @@ CASE_TEXT_CHARS = 100
 
 
 def is_case_text(text: str) -> bool:
+    """Whether a query is long enough to be a case description rather than keywords or a phrase."""
     return sum(not char.isspace() for char in text) >= CASE_TEXT_CHARS
 
 
