@@ -337,8 +337,8 @@ def bench(ctx: Context, size, queries, concurrency, elasticsearch, embed_sample,
               help="Where the JSON report goes (default $CASEKB_HOME/eval/eval-<time>.json).")
 @pass_context
 def eval_(ctx: Context, triplet_files, rerank, labelled_queries, limit, json_out) -> None:
-    """Search quality per mode: SCM triplets, leave-one-out same cause, reranking sets, labelled queries;
-    and case-to-case similarity ("similar", more like this) on the triplets and leave-one-out."""
+    """Search quality per mode: SCM triplets, leave-one-out same cause, reranking sets, labelled queries
+    (hybrid searches a whole case text as a case description, as more like this ranks cases)."""
     import tempfile
     import time
 

@@ -1,12 +1,11 @@
-"""`casekb eval`: search quality per mode, measured through the library's own search backend,
-and the quality of case-to-case similarity ("more like this").
+"""`casekb eval`: search quality per mode, measured through the library's own search backend.
 
 The keyword, semantic and hybrid figures come from `EmbeddedBackend.search` on an index built the
 way `casekb index` builds one (same segmenter, BM25 field boosts, passages, vectors and fusion),
-with a case's whole text as the query. The `similar` figures come from more like this as the
-product runs it (`indexer.more_like_this.more_like_this`: the backend's candidates, reranked by
-`indexer.similarity.CaseSimilarity`) on the same index, on the case-to-case sets only (triplets and
-leave-one-out), each query case judged by its text alone: its title and cause are what is measured.
+with a case's whole text as the query. A hybrid query that long is searched as a case description
+(indexer/case_query.py): the two stages of more like this (the backend's candidates, reranked by
+`indexer.similarity.CaseSimilarity`), so the hybrid figures of the triplets and leave-one-out measure
+that path, each query case judged by its text alone (its cause is what leave-one-out asks for).
 Each query is put in a dev or a held-out half by a hash of its key, so a tuning choice made on one
 half can be checked on the other.
 """
@@ -28,17 +27,17 @@ from indexer.documents import IndexDocument
 from indexer.embedded import SEMANTIC_DEPTH, EmbeddedBackend
 from indexer.embeddings import Encoder
 from indexer.masking import mask_personal_data
-from indexer.more_like_this import CANDIDATES, LikeCase, more_like_this
+from indexer.more_like_this import CANDIDATES
 from indexer.query import Hit, SearchQuery
 from indexer.semantic import document_hash, passage_inputs
-from indexer.similarity import CaseSimilarity
 from indexer.text import Segmenter
 from indexer.vectors import VectorIndex
 
 K = 10
+#: How deep the triplets read each mode's ranking for a case text: keyword and semantic as deep as
+#: semantic search ranks; hybrid as deep as a case description's candidates (indexer/case_query.py).
+RANKING_DEPTH = {"keyword": SEMANTIC_DEPTH, "semantic": SEMANTIC_DEPTH, "hybrid": CANDIDATES}
 HALVES = ("dev", "held-out")
-#: case-to-case similarity, measured beside the search modes on the sets whose queries are cases
-SIMILAR = "similar"
 #: The leave-one-out corpus: the demo's CJRC rows (188 causes), as in shared/data's baseline.
 LOO_SOURCE = "CAIL2019-CJRC"
 # Quotes in a case text would turn its quoted parts into required exact phrases.
@@ -114,6 +113,9 @@ class CachedQueries:
     def __init__(self, encoder: Encoder):
         self.encoder = encoder
 
+    def __getattr__(self, name: str):
+        return getattr(self.encoder, name)
+
     def query(self, text: str) -> np.ndarray:
         return self.encoder.cached([text], "query")[0]
 
@@ -153,17 +155,6 @@ def search_hits(backend: EmbeddedBackend, text: str, mode: str, size: int) -> li
 
 def search_ranker(backend: EmbeddedBackend, mode: str, size: int) -> Ranker:
     return lambda text: [hit.case_id for hit in search_hits(backend, text, mode, size)]
-
-
-def similar_ranker(backend: EmbeddedBackend, similarity: CaseSimilarity, cases: Sequence[EvalCase],
-                   size: int) -> Ranker:
-    """More like this for the indexed case with the query's text, judged by that text alone (no title,
-    so no cause); the case itself is never returned."""
-    number = {}
-    for i, case in enumerate(cases, 1):
-        number.setdefault(case.text, i)
-    return lambda text: [hit.case_id for hit in more_like_this(
-        backend, LikeCase(number[text], text), size, similarity=similarity).hits]
 
 
 # -- the four evaluations --------------------------------------------------------------------
@@ -256,10 +247,8 @@ Report = dict[str, dict[str, dict[str, dict[str, float]]]]
 
 def evaluate(request: EvalRequest, work: Path, segmenter: Segmenter, encoder: Encoder | None,
              library: EmbeddedBackend | None = None, say: Callable[[str], None] = lambda _: None) -> Report:
-    """Every evaluation the request asks for, in every mode the encoder allows, and case-to-case
-    similarity on the triplets and leave-one-out when there is an encoder."""
+    """Every evaluation the request asks for, in every mode the encoder allows."""
     modes = ("keyword", "semantic", "hybrid") if encoder is not None else ("keyword",)
-    similarity = CaseSimilarity(encoder, segmenter) if encoder is not None else None
     report: Report = {}
     for path in request.triplets:
         rows = read_jsonl(path, request.limit)
@@ -267,18 +256,13 @@ def evaluate(request: EvalRequest, work: Path, segmenter: Segmenter, encoder: En
         texts = triplet_cases(rows)
         cases = [EvalCase(str(i), t) for i, t in enumerate(texts, 1)]
         backend = build_backend(cases, work / path.stem, segmenter, encoder)
-        depth = min(len(texts), SEMANTIC_DEPTH)
-        rankers = {mode: search_ranker(backend, mode, depth) for mode in modes}
-        if similarity:
-            rankers[SIMILAR] = similar_ranker(backend, similarity, cases, min(len(texts), CANDIDATES))
+        rankers = {mode: search_ranker(backend, mode, min(len(texts), RANKING_DEPTH[mode])) for mode in modes}
         report[f"triplets {path.stem}"] = {mode: summarise(triplet_scores(rows, rank, texts))
                                            for mode, rank in rankers.items()}
     cases = loo_cases(request.demo_cases, request.limit)
     say(f"leave-one-out: {len(cases)} demo cases ({LOO_SOURCE})")
     backend = build_backend(cases, work / "leave-one-out", segmenter, encoder)
     rankers = {mode: search_ranker(backend, mode, K + 1) for mode in modes}
-    if similarity:
-        rankers[SIMILAR] = similar_ranker(backend, similarity, cases, K + 1)
     report["leave-one-out same cause"] = {mode: summarise(leave_one_out_scores(cases, rank))
                                           for mode, rank in rankers.items()}
     if request.rerank:

@@ -24,11 +24,12 @@ from casekb.config import Settings
 from indexer.backend_common import (CAUSE_BOOST, FACET_FILTER, FACET_SIZE, TITLE_BOOST, EncoderOnDemand,
                                     IndexWriteError, analysed_fields, build_hit, distinctive_terms, facet_filters,
                                     no_result_suggestions)
+from indexer.case_query import case_query_page, searches_as_case
 from indexer.documents import IndexDocument
 from indexer.more_like_this import LikeCase, more_like_this
 from indexer.query import FacetBucket, Filters, Hit, SearchQuery, SearchResult
 from indexer.semantic import SEMANTIC_DEPTH, document_hash, reciprocal_rank_fusion
-from indexer.text import ParsedQuery, Segmenter, char_tokens, parse_query
+from indexer.text import ParsedQuery, Segmenter, char_tokens, normalise, parse_query
 from indexer.vectors import PassageMatch
 
 if TYPE_CHECKING:
@@ -329,7 +330,8 @@ class ElasticsearchBackend(EncoderOnDemand):
             if query.mode == "keyword" or parsed.is_empty:
                 hits, total, facets = self._keyword_page(parsed, query, needles)
             else:
-                hits, total, coverage = self._fused_page(parsed, query, needles)
+                hits, total, coverage = case_query_page(self, query) if searches_as_case(self, query) \
+                    else self._fused_page(parsed, query, needles)
                 facets = self._filtered_set_facets(query) if query.facets else {}
         except NotFoundError:
             return SearchResult([], 0, {}, 0.0, needles)
@@ -423,7 +425,7 @@ class ElasticsearchBackend(EncoderOnDemand):
                            vector: np.ndarray | None = None) -> SearchResult:
         """More like this, first stage: the case's distinctive terms (its cause boosted) fused with a kNN
         search by `vector` when given; `depth` cases at most, none of `skip`."""
-        terms = distinctive_terms(*self._term_statistics(case.case_id), self.document_count())
+        terms = distinctive_terms(*self._term_statistics(case), self.document_count())
         should = [{"match": {"terms": {"query": term, "boost": weight}}} for term, weight in terms]
         if case.cause:  # the same cause of action: the first thing a mediator looks for in a precedent
             should.append({"term": {"cause": {"value": case.cause, "boost": CAUSE_BOOST * (
@@ -456,13 +458,16 @@ class ElasticsearchBackend(EncoderOnDemand):
                 means[case_id] = (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype("float32")
         return means
 
-    def _term_statistics(self, case_id: int) -> tuple[list[str], Callable[[str], int]]:
-        """A case's indexed terms (each as often as it occurs) and their document frequencies."""
-        vectors = self.client.termvectors(index=self.alias, id=str(case_id), fields=["terms"], term_statistics=True,
+    def _term_statistics(self, case: LikeCase) -> tuple[list[str], Callable[[str], int]]:
+        """A case's indexed terms (each as often as it occurs) and their document frequencies; for a
+        text not in the index, its terms as indexing segments them."""
+        document = {"id": str(case.case_id)} if case.case_id is not None else \
+            {"doc": {"terms": " ".join(self.segmenter.terms(normalise(f"{case.title}\n{case.text}")))}}
+        vectors = self.client.termvectors(index=self.alias, **document, fields=["terms"], term_statistics=True,
                                           positions=False, offsets=False, field_statistics=False)
         stats = vectors["term_vectors"].get("terms", {}).get("terms", {})
         terms = [term for term, info in stats.items() for _ in range(info["term_freq"])]
-        return terms, lambda term: stats[term]["doc_freq"]
+        return terms, lambda term: stats[term].get("doc_freq", 0)
 
     def _sources(self, case_ids: list[int], fields: list[str]) -> dict[int, dict]:
         """case id -> the chosen fields of its document in the live index."""

@@ -22,6 +22,7 @@ import tantivy
 
 from indexer.backend_common import (CAUSE_BOOST, FACET_SIZE, TITLE_BOOST, EncoderOnDemand,
                                     build_hit, distinctive_terms, facet_filters, no_result_suggestions)
+from indexer.case_query import case_query_page, searches_as_case
 from indexer.documents import IndexDocument
 from indexer.more_like_this import LikeCase, more_like_this
 from indexer.parallel_analysis import Analyser
@@ -313,6 +314,8 @@ class EmbeddedBackend(EncoderOnDemand):
         coverage = None
         if query.mode == "keyword" or parsed.is_empty:
             hits, total = self._keyword_page(searcher, parsed, text_query, query, needles)
+        elif searches_as_case(self, query):
+            hits, total, coverage = case_query_page(self, query)
         else:
             hits, total, coverage = self._fused_page(searcher, text_query, query, needles)
         facet_query = text_query if query.mode == "keyword" else tantivy.Query.all_query()

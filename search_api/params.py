@@ -15,6 +15,8 @@ from search_api.problems import ProblemError
 
 #: the deepest result a search may page to, so paging never becomes a full scan
 MAX_WINDOW = 10_000
+#: room for a whole case description pasted into the search box (the demo's longest case has ~8,400)
+MAX_QUERY_CHARS = 10_000
 #: the last page a list may ask for; a plain bound that the OpenAPI document can state, unlike the window
 MAX_PAGES = 100
 
@@ -95,8 +97,9 @@ class FilterParams(BaseModel):
 
 class SearchText(BaseModel):
     """What a search looks for and how: the first search parameters."""
-    q: str = Field("", max_length=500,
-                   description="Keywords or a colloquial description; quote a phrase to match it exactly.")
+    q: str = Field("", max_length=MAX_QUERY_CHARS, description=(
+        "Keywords or a colloquial description; quote a phrase to match it exactly. In hybrid mode a whole "
+        "case description (200 characters or more) finds the cases most like it."))
     mode: Literal[MODES] = Field("keyword", description=(
         "keyword, semantic (by meaning) or hybrid (both, fused). Default: hybrid where the embedding "
         "model is installed, else keyword."))

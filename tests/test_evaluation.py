@@ -102,15 +102,13 @@ def test_eval_command_on_a_small_slice(model_dir, tmp_path):
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text(encoding="utf-8"))
     assert set(report) == {"triplets scm_triplets", "leave-one-out same cause", "rerank rerank", "labelled labelled"}
-    # the search modes, and case-to-case similarity on the sets whose queries are cases
-    assert set(report["triplets scm_triplets"]) == {"keyword", "semantic", "hybrid", "similar"}
-    assert report["triplets scm_triplets"]["similar"]["all"]["n"] == 2
-    assert report["leave-one-out same cause"]["similar"]["all"]["n"] == 2
+    assert set(report["triplets scm_triplets"]) == {"keyword", "semantic", "hybrid"}
+    assert report["leave-one-out same cause"]["hybrid"]["all"]["n"] == 2
     assert set(report["rerank rerank"]) == {"keyword", "semantic", "hybrid"}
     assert report["triplets scm_triplets"]["hybrid"]["all"]["n"] == 2
     assert report["leave-one-out same cause"]["semantic"]["all"]["n"] == 2  # the first two are one cause
     assert report["rerank rerank"]["semantic"]["all"]["MAP"] == 1.0
     # one of the two library cases is a 合同 case, and only two can be found
     assert report["labelled labelled"]["keyword"]["all"]["category P@10"] == 0.1
-    assert "hybrid" in result.output and "similar" in result.output and "MAP" in result.output
+    assert "hybrid" in result.output and "MAP" in result.output
     assert (tmp_path / "home" / "embeddings.sqlite3").exists()  # vectors are cached for the next run

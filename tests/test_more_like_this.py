@@ -112,3 +112,13 @@ def test_search_without_a_mode_is_hybrid_where_the_model_is_installed(library):
     assert any(hit["best_passage"] for hit in body["hits"])
     page = library.client.get("/", query_string={"q": "借钱不还"}).get_data(as_text=True)
     assert 'value="hybrid" checked' in page
+
+
+def test_a_pasted_case_description_is_searched_like_a_case_in_the_api_and_the_page(library):
+    _title, text = library.backend.stored_texts([library.loan])[library.loan]
+    body = library.client.post("/api/v1/search", json={"q": text, "size": 5}).get_json()
+    assert body["mode"] == "hybrid" and body["hits"][0]["case_id"] in (library.loan, library.again)
+    assert [hit["cause"] for hit in body["hits"]].count(LOAN) >= 3  # 6 loan cases among 19, by the text alone
+    assert any(hit["shared_facts"] for hit in body["hits"])
+    page = library.client.get("/", query_string={"q": text}).get_data(as_text=True)
+    assert "共同要素：" in page

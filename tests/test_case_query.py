@@ -1,0 +1,116 @@
+"""Hybrid search for a whole case description: ranked as more like this ranks cases, on both search
+backends, with the real model; shorter queries keep the fused ranking."""
+from __future__ import annotations
+
+import pytest
+
+from conftest import SEARCH_BACKENDS, backend_settings, short_demo_cases, write_jsonl
+from corpus.importer import import_file
+from indexer.api import Indexer, open_backend
+from indexer.case_query import CASE_TEXT_CHARS, is_case_text
+from indexer.embeddings import Encoder
+from indexer.more_like_this import LikeCase, rank_like
+from indexer.query import Filters, SearchQuery
+from indexer.similarity import load_element_table
+
+CAUSES = {"民间借贷纠纷": 8, "离婚纠纷": 8, "劳动争议": 6, "买卖合同纠纷": 4}
+LOAN = "民间借贷纠纷"
+
+
+def corpus() -> list[dict]:
+    return short_demo_cases(CAUSES, 700)
+
+
+def loan_description() -> str:
+    """The text of a loan case that is not in the library, as a mediator would paste it."""
+    unindexed = short_demo_cases({LOAN: CAUSES[LOAN] + 1}, 700)[-1]
+    assert unindexed["id"] not in {row["id"] for row in corpus()}
+    return unindexed["text"]
+
+
+@pytest.fixture(scope="module")
+def encoder(model_dir, tmp_path_factory):
+    return Encoder(model_dir, tmp_path_factory.mktemp("cache") / "embeddings.sqlite3")
+
+
+def embedded_backend(kind: str, db, settings, request, encoder):
+    """A backend of that kind over the library in `db`, indexed and embedded with the module's encoder."""
+    backend = open_backend(backend_settings(settings, kind, request))
+    backend.encoder_factory = lambda: encoder
+    indexer = Indexer(db, backend)
+    indexer.reindex()
+    indexer.embed(encoder)
+    return backend
+
+
+@pytest.fixture(params=SEARCH_BACKENDS)
+def library(request, db, settings, tmp_path, encoder):
+    import_file(db, settings, write_jsonl(tmp_path / "cases.jsonl", corpus()))
+    return embedded_backend(request.param, db, settings, request, encoder)
+
+
+def search(backend, text, **kwargs):
+    return backend.search(SearchQuery(text=text, mode=kwargs.pop("mode", "hybrid"), **kwargs))
+
+
+def test_case_text_is_told_by_its_length():
+    assert not is_case_text("朋友借钱 不还 打了欠条")
+    assert not is_case_text("借" * (CASE_TEXT_CHARS - 1) + "  \n")
+    assert is_case_text("借" * CASE_TEXT_CHARS)
+    assert len(loan_description()) >= CASE_TEXT_CHARS
+
+
+def test_a_case_description_is_ranked_like_a_case_and_says_why(library):
+    text = loan_description()
+    result = search(library, text, size=5, facets=())
+    reranked = rank_like(library, LikeCase(None, text))
+    assert [hit.case_id for hit in result.hits] == [hit.case_id for hit in reranked.hits[:5]]
+    assert result.total == len(reranked.hits) == len(corpus())
+    assert [hit.cause for hit in result.hits].count(LOAN) >= 4
+    # why each matched: distinctive terms, the nearest passage, and the key facts it shares (only reranking names them)
+    facts = {rule.name for rule in load_element_table().rules}
+    assert any(hit.shared_facts for hit in result.hits) and all(set(hit.shared_facts) <= facts for hit in result.hits)
+    assert all(hit.matched_terms or hit.best_passage for hit in result.hits)
+    assert result.semantic_coverage == (len(corpus()), len(corpus()))
+
+
+def test_pages_of_a_case_description_never_overlap(library):
+    text = loan_description()
+    whole = search(library, text, size=12, facets=())
+    pages = [search(library, text, size=4, page=page, facets=()) for page in (1, 2, 3)]
+    assert [hit.case_id for page in pages for hit in page.hits] == [hit.case_id for hit in whole.hits]
+    assert {page.total for page in pages} == {whole.total}
+    beyond = search(library, text, size=10, page=whole.total // 10 + 2, facets=())
+    assert beyond.hits == [] and beyond.total == whole.total
+
+
+def test_a_case_description_keeps_to_the_filters_and_facets_count_the_filtered_set(library):
+    filters = Filters(categories=("婚姻家庭",))
+    result = search(library, loan_description(), size=50, filters=filters)
+    in_category = sum(row["category"] == "婚姻家庭" for row in corpus())
+    assert result.hits and {hit.category for hit in result.hits} == {"婚姻家庭"}
+    assert result.total == len(result.hits) == in_category
+    # facets as in any semantic or hybrid search: the whole filtered set, each facet without its own filter
+    assert result.facets == search(library, "借钱不还", size=1, filters=filters).facets
+    assert sum(bucket.count for bucket in result.facets["category"]) == len(corpus())
+
+
+def test_short_queries_keep_the_fused_ranking(library):
+    result = search(library, "借钱不还 打了欠条", size=10, facets=())
+    # reciprocal-rank fusion scores, never the reranker's; no key facts named
+    bound = (library.keyword_weight + library.semantic_weight) / (library.rrf_k + 1)
+    assert result.hits and all(0 < hit.score <= bound for hit in result.hits)
+    assert not any(hit.shared_facts for hit in result.hits)
+    # a long text in the other modes is searched as it always was
+    keyword = search(library, loan_description(), mode="keyword", size=5, facets=())
+    assert not any(hit.shared_facts for hit in keyword.hits)
+
+
+def test_both_backends_rank_a_case_description_alike(db, settings, tmp_path, encoder, request):
+    import_file(db, settings, write_jsonl(tmp_path / "cases.jsonl", corpus()))
+    embedded, elastic = (embedded_backend(kind, db, settings, request, encoder) for kind in SEARCH_BACKENDS)
+    a, b = (search(backend, loan_description(), size=5, facets=()) for backend in (embedded, elastic))
+    assert a.total == b.total
+    ids_b = {hit.case_id for hit in b.hits}
+    assert sum(hit.case_id in ids_b for hit in a.hits) >= 4 and a.hits[0].case_id == b.hits[0].case_id
+    assert a.hits[0].shared_facts == b.hits[0].shared_facts and a.hits[0].matched_terms == b.hits[0].matched_terms
