@@ -122,3 +122,5 @@ def test_a_pasted_case_description_is_searched_like_a_case_in_the_api_and_the_pa
     assert any(hit["shared_facts"] for hit in body["hits"])
     page = library.client.get("/", query_string={"q": text}).get_data(as_text=True)
     assert "共同要素：" in page
+    summary = page.split('id="summary"', 1)[1].split("</p>", 1)[0]
+    assert f"「{text[:39]}…」" in summary and text[:60] not in summary  # the summary quotes only its start
