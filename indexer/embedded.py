@@ -104,6 +104,19 @@ class KeywordWriter:
         self._writer.wait_merging_threads()
 
 
+@contextmanager
+def _writing(index: tantivy.Index, segmenter: Segmenter) -> Iterator[KeywordWriter]:
+    """A writer on `index`, committed and its merges awaited on clean exit; its analysis workers
+    stopped either way."""
+    writer = KeywordWriter(index, segmenter)
+    try:
+        yield writer
+        writer.commit()
+        writer.close()
+    finally:
+        writer.analyser.close()
+
+
 class EmbeddedBackend(EncoderOnDemand):
     name = "embedded"
 
@@ -174,13 +187,8 @@ class EmbeddedBackend(EncoderOnDemand):
                 self._publish(generation)
             else:
                 index = tantivy.Index.open(str(self.root / generation))
-            writer = KeywordWriter(index, self.segmenter)
-            try:
+            with _writing(index, self.segmenter) as writer:
                 yield writer
-                writer.commit()
-                writer.close()
-            finally:
-                writer.analyser.close()
 
     @contextmanager
     def rebuild(self) -> Iterator[KeywordWriter]:
@@ -188,13 +196,8 @@ class EmbeddedBackend(EncoderOnDemand):
         with self.write_lock():
             generation, index = self._new_generation()
             try:
-                writer = KeywordWriter(index, self.segmenter)
-                try:
+                with _writing(index, self.segmenter) as writer:
                     yield writer
-                    writer.commit()
-                    writer.close()
-                finally:
-                    writer.analyser.close()
                 # Vectors follow the documents by text hash: unchanged cases keep theirs.
                 old = self.vectors_path()
                 if old and old.exists():
