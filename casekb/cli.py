@@ -23,7 +23,6 @@ from indexer.api import Indexer, encoder_factory, open_backend
 from indexer.backend_common import IndexWriteError
 from indexer.query import MODES, Filters, SearchQuery, default_mode
 from indexer.semantic import SemanticUnavailable
-from indexer.text import parse_query
 from kb.accounts import ROLES, User, add_user, issue_token
 from kb.db import Database, migrate
 
@@ -234,9 +233,8 @@ def search(ctx: Context, text, filter_fields, mode, sort, page, size, as_json) -
             why += ("\n" if why else "") + re.sub(r"</?mark>", "", html.unescape(hit.best_passage))[:80] + "…"
         table.add_row(str(hit.case_id), f"{hit.score:.3f}", f"{hit.category}\n{hit.cause}", hit.title, why)
     console.print(table)
-    also_searched = parse_query(text, backend.segmenter).expansions
-    if also_searched:
-        console.print(f"also searched: {'、'.join(also_searched)}")
+    if result.also_searched:
+        console.print(f"also searched: {'、'.join(result.also_searched)}")
     for suggestion in result.suggestions:
         console.print(f"suggestion: {suggestion.message}")
 

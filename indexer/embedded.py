@@ -311,7 +311,7 @@ class EmbeddedBackend(EncoderOnDemand):
         parsed = parse_query(query.text, self.segmenter)
         searcher = self._searcher()
         if searcher is None:
-            return SearchResult([], 0, {}, 0.0, parsed.highlight_terms())
+            return SearchResult([], 0, {}, 0.0, parsed.highlight_terms(), also_searched=parsed.expansions)
         text_query = self._text_query(parsed)
         needles = parsed.highlight_terms()
         coverage = None
@@ -325,7 +325,7 @@ class EmbeddedBackend(EncoderOnDemand):
         facets = self._facets(searcher, facet_query, query) if query.facets else {}
         suggestions = self._suggestions(searcher, parsed, query.filters) if not total else []
         took = (time.perf_counter() - started) * 1000
-        return SearchResult(hits, total, facets, took, needles, suggestions, coverage)
+        return SearchResult(hits, total, facets, took, needles, suggestions, coverage, parsed.expansions)
 
     def _keyword_page(self, searcher, parsed, text_query, query: SearchQuery, needles) -> tuple[list[Hit], int]:
         order = {}

@@ -86,3 +86,5 @@ class SearchResult:
     suggestions: list[Suggestion] = field(default_factory=list)
     #: semantic and hybrid: (cases embedded so far, cases indexed)
     semantic_coverage: tuple[int, int] | None = None
+    #: case-file terms searched besides the query's own words (colloquial expansion)
+    also_searched: tuple[str, ...] = ()

@@ -5,7 +5,6 @@ from flask import Blueprint, jsonify, request
 from pydantic import TypeAdapter, ValidationError
 
 from indexer.query import SearchResult
-from indexer.text import parse_query
 from kb.duplicates import duplicates_of
 from kb.models import DisputeCase
 from search_api.auth import audit, public, roles, viewer
@@ -34,8 +33,7 @@ def search():
     query = params.search_query()
     result = kb.backend.search(query)
     audit("search", params.q, **params.model_dump(mode="json", exclude_defaults=True), total=result.total)
-    also_searched = parse_query(query.text, kb.backend.segmenter).expansions
-    return jsonify(**_result(result), mode=query.mode, page=query.page, size=query.size, also_searched=also_searched)
+    return jsonify(**_result(result), mode=query.mode, page=query.page, size=query.size)
 
 
 def _case_or_404(case_id: int):

@@ -115,8 +115,6 @@ def openapi_document(max_page_size: int, modes: tuple[str, ...]) -> dict:
     fields["page"]["maximum"] = min(MAX_PAGES, MAX_WINDOW // max_page_size)
     response = {"allOf": [schemas[("result", "serialization")], {"type": "object", "properties": {
         "mode": {"enum": list(modes), "description": "The mode the search ran in."},
-        "also_searched": {"type": "array", "items": {"type": "string"},
-                          "description": "Case-file terms searched besides the query's own words (colloquial expansion)."},
         "page": {"type": "integer"}, "size": {"type": "integer"}}}]}
     ok = {"200": {"description": "Search results", **_json(response)}}
     signed_in = _problems(401)

@@ -15,7 +15,6 @@ from wtforms.validators import Length
 
 from indexer.backend_common import FILTER_LABELS
 from indexer.query import MODES, Filters, Suggestion
-from indexer.text import parse_query
 from kb.duplicates import duplicates_of
 from kb.models import DisputeCase
 from search_api.auth import audit, roles, viewer
@@ -100,7 +99,6 @@ def search():
     last_page = min(math.ceil(result.total / query.size), MAX_WINDOW // query.size, MAX_PAGES)
     return render_template(
         "search.html", params=params, query=query, result=result, notice=notice,
-        also_searched=parse_query(query.text, kb.backend.segmenter).expansions,
         pages=_page_numbers(query.page, last_page), last_page=last_page,
         chips=_active_filters(query.filters, request.args),
         clear_url=_url(request.args, **dict.fromkeys(FILTER_PARAMS.values())),
