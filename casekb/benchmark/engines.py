@@ -54,9 +54,9 @@ def raw_tantivy_engines(backend: EmbeddedBackend, queries: list[BenchQuery], par
     searcher = backend._searcher()
     work = {}
     for number, (query, terms) in enumerate(zip(queries, parsed)):
+        text_query = backend._text_query(terms)
         for filtered in (False, True):
             search = SearchQuery(text=query.text, mode="keyword", filters=query.filters() if filtered else Filters())
-            text_query = backend._text_query(terms)
             work[number, filtered] = (backend._compose(text_query, search.filters),
                                       backend.facet_requests(text_query, search))
 
