@@ -16,6 +16,7 @@ from indexer.api import Indexer, open_backend
 from kb.db import Database, migrate
 from kb.models import DisputeCase, ExemplarMark, Organisation, Party
 from search_api.app import create_app
+from search_api.params import MAX_QUERY_CHARS
 
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 PROBLEM_JSON = "application/problem+json"
@@ -229,6 +230,12 @@ def test_bad_json_bodies(client):
     for data in ("{not json", json.dumps(["q", "借款"])):
         malformed = client.post("/api/v1/search", data=data, content_type="application/json")
         assert malformed.status_code == 400 and malformed.content_type == PROBLEM_JSON
+    pasted = "借款" * (MAX_QUERY_CHARS // 2)
+    longest = client.post("/api/v1/search", json={"q": pasted})  # as long as a query may be
+    assert longest.status_code == 200 and longest.get_json()["total"] > 0
+    too_long = client.post("/api/v1/search", json={"q": pasted + "。"})
+    assert too_long.status_code == 422 and too_long.content_type == PROBLEM_JSON
+    assert [e["field"] for e in too_long.get_json()["errors"]] == ["q"]
 
 
 def test_unknown_things_are_404_and_wrong_methods_405(client):
