@@ -13,6 +13,7 @@ import shutil
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
@@ -38,9 +39,35 @@ FORMAT_FILE = "FORMAT"
 #: Indexing memory of the tantivy writer, shared by its threads; a full heap becomes a segment.
 WRITER_HEAP_BYTES = 64_000_000
 VECTORS_FILE = "vectors.npz"
+#: Entries of the per-filters cache (see FilterCache): a few filter combinations are most of the searches.
+FILTER_CACHE_SIZE = 64
 
 if TYPE_CHECKING:
     from indexer.embeddings import Encoder
+
+
+class FilterCache:
+    """What depends only on the index's state and a search's filters, not on its words: the cases the
+    filters allow (which a filtered vector search is limited to) and the facet counts of a semantic or
+    hybrid search (counted over every case the filters allow). Keyed by the state the searcher was opened
+    on, so a commit or a swap is never answered from before it; the least recently used entry goes first."""
+
+    def __init__(self, size: int = FILTER_CACHE_SIZE):
+        self.size = size
+        self._values: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key, compute: Callable[[], object]):
+        with self._lock:
+            if key in self._values:
+                self._values.move_to_end(key)
+                return self._values[key]
+        value = compute()
+        with self._lock:
+            self._values[key] = value
+            while len(self._values) > self.size:
+                self._values.popitem(last=False)
+        return value
 
 
 def _schema() -> tantivy.Schema:
@@ -129,9 +156,10 @@ class EmbeddedBackend(EncoderOnDemand):
         self._vectors: VectorIndex | None = None
         self._vectors_stamp = None
         self.schema = _schema()
-        self._opened: tuple[str, float] | None = None
+        self._opened: tuple[str, int, int] | None = None
         self._index: tantivy.Index | None = None
         self._open_lock = threading.Lock()
+        self._by_filters = FilterCache()
 
     # -- generations -------------------------------------------------------------------
     def _current_generation(self) -> str | None:
@@ -215,21 +243,26 @@ class EmbeddedBackend(EncoderOnDemand):
     # -- reading -----------------------------------------------------------------------
     def _searcher(self) -> tantivy.Searcher | None:
         """A searcher on the live generation, reopened after a swap and reloaded after commits."""
+        return self._searcher_and_state()[0]
+
+    def _searcher_and_state(self) -> tuple[tantivy.Searcher | None, tuple[str, int, int] | None]:
+        """The searcher, and the state (generation, commit time) it was opened on."""
         generation = self._current_generation()
         if generation is None:
-            return None
+            return None, None
         meta = self.root / generation / "meta.json"
         try:
-            stamp = (generation, meta.stat().st_mtime)
+            found = meta.stat()  # tantivy replaces meta.json on every commit: a new inode and time
+            stamp = (generation, found.st_mtime_ns, found.st_ino)
         except FileNotFoundError:
-            return None
+            return None, None
         with self._open_lock:
             if self._opened is None or self._opened[0] != generation:
                 self._index = tantivy.Index.open(str(self.root / generation))
             elif self._opened != stamp:
                 self._index.reload()
             self._opened = stamp
-            return self._index.searcher()
+            return self._index.searcher(), stamp
 
     def document_count(self) -> int:
         searcher = self._searcher()
@@ -309,7 +342,7 @@ class EmbeddedBackend(EncoderOnDemand):
     def search(self, query: SearchQuery) -> SearchResult:
         started = time.perf_counter()
         parsed = parse_query(query.text, self.segmenter)
-        searcher = self._searcher()
+        searcher, state = self._searcher_and_state()
         if searcher is None:
             return SearchResult([], 0, {}, 0.0, parsed.highlight_terms(), also_searched=parsed.expansions)
         text_query = self._text_query(parsed)
@@ -320,9 +353,14 @@ class EmbeddedBackend(EncoderOnDemand):
         elif searches_as_case(self, query):
             hits, total, coverage = case_query_page(self, query)
         else:
-            hits, total, coverage = self._fused_page(searcher, text_query, query, needles)
-        facet_query = text_query if query.mode == "keyword" else tantivy.Query.all_query()
-        facets = self._facets(searcher, facet_query, query) if query.facets else {}
+            hits, total, coverage = self._fused_page(searcher, state, text_query, query, needles)
+        facets = {}
+        if query.facets and query.mode == "keyword":
+            facets = self._facets(searcher, text_query, query)
+        elif query.facets:  # counted over every case the filters allow, whatever the words
+            facets = {name: list(buckets) for name, buckets in self._by_filters.get(
+                (state, "facets", query.filters, tuple(query.facets)),
+                lambda: self._facets(searcher, tantivy.Query.all_query(), query)).items()}
         suggestions = self._suggestions(searcher, parsed, query.filters) if not total else []
         took = (time.perf_counter() - started) * 1000
         return SearchResult(hits, total, facets, took, needles, suggestions, coverage, parsed.expansions)
@@ -379,20 +417,26 @@ class EmbeddedBackend(EncoderOnDemand):
         found = searcher.search(query, limit=max(1, limit), count=False)
         return searcher.fast_field_values("case_id", [address for _score, address in found.hits])
 
-    def _semantic_ranking(self, searcher, query: SearchQuery, depth: int) -> list[PassageMatch]:
+    def _allowed_cases(self, searcher, state, filters: Filters) -> np.ndarray:
+        """The ids of every case the filters allow (read-only; cached per index state and filters)."""
+        def compute() -> np.ndarray:
+            ids = np.asarray(self._case_ids(searcher, self._compose(tantivy.Query.all_query(), filters),
+                                            searcher.num_docs), dtype="int64")
+            ids.setflags(write=False)
+            return ids
+        return self._by_filters.get((state, "allowed", filters), compute)
+
+    def _semantic_ranking(self, searcher, state, query: SearchQuery, depth: int) -> list[PassageMatch]:
         encoder = self.encoder()
         vectors = self.vectors()
         if vectors is None or not len(vectors):
             return []
-        allowed = None
-        if query.filters.active():
-            allowed = np.asarray(self._case_ids(searcher, self._compose(tantivy.Query.all_query(), query.filters),
-                                                searcher.num_docs), dtype="int64")
+        allowed = self._allowed_cases(searcher, state, query.filters) if query.filters.active() else None
         return vectors.best_cases(encoder.query(query.text), depth, allowed)
 
-    def _fused_page(self, searcher, text_query, query: SearchQuery, needles):
+    def _fused_page(self, searcher, state, text_query, query: SearchQuery, needles):
         """Semantic or hybrid ranking over the first SEMANTIC_DEPTH cases, one page of it."""
-        semantic = self._semantic_ranking(searcher, query, SEMANTIC_DEPTH)
+        semantic = self._semantic_ranking(searcher, state, query, SEMANTIC_DEPTH)
         best_passage = {match.case_id: match for match in semantic}
         if query.mode == "semantic":
             ranked = [(match.case_id, match.score) for match in semantic]

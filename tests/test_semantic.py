@@ -75,6 +75,34 @@ def test_filters_apply_inside_the_vector_search(semantic):
     assert {hit.category for hit in result.hits} == {"婚姻家庭"}
 
 
+
+def test_a_filtered_search_and_its_facets_follow_new_cases(semantic, db, settings, tmp_path):
+    """What a semantic or hybrid search counts and searches under its filters depends on the filters, not
+    its words (the embedded backend keeps it per index state): a case added since is found and counted."""
+    backend, indexer, encoder = semantic
+    family = Filters(categories=("婚姻家庭",))
+
+    def ask(mode: str):
+        return backend.search(SearchQuery(text="借钱不还", mode=mode, size=50, filters=family))
+
+    def counts(result, facet: str) -> dict[str, int]:
+        return {bucket.value: bucket.count for bucket in result.facets[facet]}
+
+    before = {mode: ask(mode) for mode in ("semantic", "hybrid")}
+    row = next(r for r in small_corpus() if r["category"] == "婚姻家庭")
+    added = {**row, "id": f"{row['id']}-later", "text": row["text"] + f"另查明，双方于2021年分居（{tmp_path.name}）。"}
+    import_file(db, settings, write_jsonl(tmp_path / "later.jsonl", [added]))
+    indexer.drain()
+    assert indexer.embed(encoder) == 1
+    for mode, earlier in before.items():
+        after = ask(mode)
+        assert after.total == earlier.total + 1
+        assert any(hit.external_id == added["id"] for hit in after.hits)
+        # the category facet ignores its own filter: every category counted, the family one up by one
+        assert counts(after, "category") == {**counts(earlier, "category"),
+                                             "婚姻家庭": counts(earlier, "category")["婚姻家庭"] + 1}
+        assert counts(after, "cause")[row["cause"]] == counts(earlier, "cause")[row["cause"]] + 1
+
 def drop_all_vectors(backend, encoder) -> None:
     backend.store_vectors(encoder.name, encoder.dim, {}, list(backend.text_hashes()))
     assert backend.vector_hashes(encoder.name) == {}
