@@ -7,8 +7,8 @@ and left out by the same selector until the next rebuild.
 """
 from __future__ import annotations
 
-import io
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -68,17 +68,21 @@ class VectorIndex:
     def load(cls, path: Path) -> VectorIndex:
         with np.load(path) as stored:
             hashes = dict(zip(stored["hashed_cases"].tolist(), stored["hashes"].tolist()))
-            return cls(faiss.deserialize_index(stored["index"]), stored["keys"], stored["alive"],
-                       str(stored["model"]), hashes)
+            return cls(_read_faiss(path), stored["keys"], stored["alive"], str(stored["model"]), hashes)
 
     def save(self, path: Path) -> None:
-        """One file, written beside the live one and renamed over it: readers never see half."""
-        buffer = io.BytesIO()
-        np.savez(buffer, index=faiss.serialize_index(self.index), keys=self.keys, alive=self.alive,
-                 model=np.array(self.model), hashed_cases=np.array(list(self.text_hashes), dtype="int64"),
-                 hashes=np.array(list(self.text_hashes.values()), dtype="int64"))
+        """One file (an .npz), written beside the live one and renamed over it: readers never see half.
+        The faiss index streams into the file and back out of it, never held as a second copy in memory
+        (at 1M cases it is gigabytes)."""
         partial = path.with_name(path.name + ".partial")
-        partial.write_bytes(buffer.getvalue())
+        arrays = {"keys": self.keys, "alive": self.alive, "model": np.array(self.model),
+                  "hashed_cases": np.array(list(self.text_hashes), dtype="int64"),
+                  "hashes": np.array(list(self.text_hashes.values()), dtype="int64")}
+        with partial.open("wb") as file, zipfile.ZipFile(file, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+            _write_faiss(archive, self.index)
+            for name, array in arrays.items():  # as np.savez writes them
+                with archive.open(name + ".npy", "w", force_zip64=True) as entry:
+                    np.lib.format.write_array(entry, np.asanyarray(array), allow_pickle=False)
         os.replace(partial, path)
 
     @property
@@ -170,6 +174,28 @@ class VectorIndex:
     def _match(self, row: int, score: float) -> PassageMatch:
         key = int(self.keys[row])
         return PassageMatch(key >> PASSAGE_BITS, key & MAX_PASSAGE, float(score))
+
+
+def _write_faiss(archive: zipfile.ZipFile, index: faiss.Index) -> None:
+    """The serialised index as the uint8 array `index` of the .npz (what np.savez of faiss.serialize_index
+    writes), streamed: a first pass counts its bytes for the array's header."""
+    size = [0]
+    faiss.write_index(index, faiss.PyCallbackIOWriter(lambda data: size.__setitem__(0, size[0] + len(data))))
+    with archive.open("index.npy", "w", force_zip64=True) as entry:
+        np.lib.format.write_array_header_1_0(entry, {"descr": "|u1", "fortran_order": False, "shape": (size[0],)})
+        faiss.write_index(index, faiss.PyCallbackIOWriter(entry.write))
+
+
+def _read_faiss(path: Path) -> faiss.Index:
+    """The faiss index of a saved .npz, streamed out of its `index` array."""
+    with zipfile.ZipFile(path) as archive, archive.open("index.npy") as entry:
+        version = np.lib.format.read_magic(entry)
+        read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                       (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+        if read_header is None or read_header(entry)[2] != np.dtype("uint8"):
+            with np.load(path) as stored:
+                return faiss.deserialize_index(stored["index"])
+        return faiss.read_index(faiss.PyCallbackIOReader(entry.read))
 
 
 class _Rows:

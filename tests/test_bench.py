@@ -71,3 +71,49 @@ def test_bench_reuse_needs_a_built_library(tmp_path):
     result = CliRunner().invoke(main, ["--home", str(tmp_path / "home"), "bench", "--size", "200", "--reuse",
                                        "--no-es", "--out", str(tmp_path / "results")])
     assert result.exit_code == 2 and "nothing to reuse" in result.output
+
+
+def test_derived_vectors_are_the_same_in_any_chunk_size(tmp_path, settings, model_dir):
+    """build_vectors streams its rows into faiss a chunk at a time; the vectors saved do not depend on the size."""
+    import dataclasses
+    import html
+
+    import numpy as np
+
+    from casekb.benchmark import phases
+    from casekb.benchmark.derived_vectors import build_vectors
+    from indexer.api import open_backend
+    from indexer.embeddings import EmbeddingCache, model_fingerprint, text_hash
+    from indexer.masking import mask_personal_data
+    from indexer.semantic import passage_inputs
+    from indexer.vectors import VectorIndex
+
+    home = tmp_path / "library"
+    library = dataclasses.replace(settings, home=home, database_url=f"sqlite:///{home / 'casekb.sqlite3'}",
+                                  backend="embedded", embedding_model=model_dir)
+    home.mkdir()
+    files = generate_corpus(settings.demo_cases, 120, tmp_path / "corpus")
+    phases.import_cases(library, files)
+    phases.index_cases(library)
+    # the real cache holds (made-up) vectors of the first demo cases: their copies borrow them, the rest are lent
+    cache_path = tmp_path / "embeddings.sqlite3"
+    cache, rng = EmbeddingCache(cache_path, model_fingerprint(model_dir)), np.random.default_rng(3)
+    for row in map(json.loads, settings.demo_cases.read_text(encoding="utf-8").splitlines()[:40]):
+        inputs = passage_inputs(html.unescape(row["title"]), mask_personal_data(html.unescape(row["text"]), []))
+        cache.put({text_hash(p): rng.standard_normal(384).astype("float32") for p in inputs})
+    saved = open_backend(library).vectors_path()
+
+    def built(**options) -> tuple[dict, VectorIndex]:
+        return build_vectors(library, files, cache_path, **options), VectorIndex.load(saved)
+
+    whole, one_chunk = built(seed=7)
+    small, chunked = built(seed=7, chunk_rows=7)
+    assert whole["passages"] == small["passages"] == len(chunked.keys) > 120 and whole["lent_by"]["own"] > 0
+    assert whole["lent_by"] == small["lent_by"] and whole["exact"] and small["chunk_rows"] == 7
+    assert np.array_equal(one_chunk.keys, chunked.keys)
+    vectors = chunked.index.reconstruct_n(0, chunked.index.ntotal)
+    assert np.array_equal(one_chunk.index.reconstruct_n(0, one_chunk.index.ntotal), vectors)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+    assert len(chunked.case_ids()) == whole["cases"] and set(chunked.text_hashes) == set(chunked.case_ids())
+    _, other_seed = built(seed=8, chunk_rows=7)
+    assert not np.array_equal(other_seed.index.reconstruct_n(0, other_seed.index.ntotal), vectors)

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import html
 import json
+import sys
 import time
 from collections import defaultdict
 from pathlib import Path
 
+import faiss
 import numpy as np
 from sqlalchemy import select
 
@@ -29,7 +31,11 @@ from kb.db import Database
 from kb.models import DisputeCase
 
 NOISE = 0.05
+#: cases whose texts are read at a time
 CHUNK = 2000
+#: passages made, noised and added to the index at a time
+CHUNK_ROWS = 100_000
+PROGRESS_ROWS = 500_000
 
 
 def _demo_vectors(demo_file: Path, cache: EmbeddingCache) -> tuple[dict[str, np.ndarray], list[dict]]:
@@ -65,8 +71,13 @@ def _lenders(rows: list[dict], cached: dict[str, np.ndarray]) -> dict[str, tuple
     return lenders
 
 
-def build_vectors(settings: Settings, files: list[Path], real_cache: Path, seed: int = 7) -> dict:
-    """Save derived passage vectors of every indexed case into the live generation; what was done."""
+def build_vectors(settings: Settings, files: list[Path], real_cache: Path, seed: int = 7,
+                  chunk_rows: int = CHUNK_ROWS) -> dict:
+    """Save derived passage vectors of every indexed case into the live generation; what was done.
+
+    The vectors are made, noised, normalised and added to the faiss index `chunk_rows` at a time, so the
+    memory needed is about the index's own (at 1M cases, 4.3M passages: gigabytes) and the same vectors
+    come out for any chunk size (the noise is one seeded stream, drawn in row order)."""
     started = time.perf_counter()
     folder = settings.embedding_model_dir
     model = model_fingerprint(folder)
@@ -81,33 +92,73 @@ def build_vectors(settings: Settings, files: list[Path], real_cache: Path, seed:
         external = dict(session.execute(select(DisputeCase.id, DisputeCase.external_id)).all())
     backend = open_backend(settings)
     hashes = backend.text_hashes()
-    rng = np.random.default_rng(seed)
-    plan, kinds = [], defaultdict(int)  # (case id, lender, passages) per case
+    lent, noise = np.random.default_rng([seed, 1]), np.random.default_rng([seed, 2])
+    plan, kinds = [], defaultdict(int)  # (case id, the vectors it borrows, passages) per case
     ids = sorted(hashes)
     for start in range(0, len(ids), CHUNK):
         for case_id, (title, text) in backend.stored_texts(ids[start:start + CHUNK]).items():
             kind, lender = lenders[source_of[external[case_id]]]
             kinds[kind] += 1
-            plan.append((case_id, lender, len(passage_inputs(title, text))))
-    matrix = np.empty((sum(count for _, _, count in plan), dim), dtype="float32")
-    keys = np.empty(len(matrix), dtype="int64")
-    row = 0
-    for case_id, lender, count in plan:
-        base = cached[lender] if lender else rng.standard_normal((1, dim), dtype="float32")
-        matrix[row:row + count] = base[np.arange(count) % len(base)]
-        keys[row:row + count] = (np.int64(case_id) << PASSAGE_BITS) | np.arange(count, dtype="int64")
-        row += count
-    for start in range(0, len(matrix), 100_000):  # in slices: at 1M cases the matrix alone is gigabytes
-        part = matrix[start:start + 100_000]
-        part += rng.standard_normal(part.shape, dtype="float32") * (NOISE / np.sqrt(dim))
-        part /= np.linalg.norm(part, axis=1, keepdims=True)
+            base = cached[lender] if lender else lent.standard_normal((1, dim), dtype="float32")
+            plan.append((case_id, base, len(passage_inputs(title, text))))
+    del source_of, external
+    planned = time.perf_counter()
+    total = sum(count for _, _, count in plan)
     index = VectorIndex.create(dim, model, expected_passages=len(hashes) * 3)
-    index.index.add(matrix)
+    _reserve(index.index, total)
+    keys, row, add_seconds = np.empty(total, dtype="int64"), 0, 0.0
+    for chunk in _chunks(plan, chunk_rows):
+        part = np.empty((sum(count for _, _, count in chunk), dim), dtype="float32")
+        at = 0
+        for case_id, base, count in chunk:
+            part[at:at + count] = base[np.arange(count) % len(base)]
+            keys[row + at:row + at + count] = (np.int64(case_id) << PASSAGE_BITS) | np.arange(count, dtype="int64")
+            at += count
+        part += noise.standard_normal(part.shape, dtype="float32") * (NOISE / np.sqrt(dim))
+        part /= np.linalg.norm(part, axis=1, keepdims=True)
+        adding = time.perf_counter()
+        index.index.add(part)
+        add_seconds += time.perf_counter() - adding
+        row += len(part)
+        if total > PROGRESS_ROWS and row // PROGRESS_ROWS != (row - len(part)) // PROGRESS_ROWS:
+            print(f"derived vectors: {row:,} of {total:,} passages in the index, "
+                  f"{row / add_seconds:,.0f} passages/s", file=sys.stderr, flush=True)
+    del plan, part
+    saving = time.perf_counter()
     VectorIndex(index.index, keys, np.ones(len(keys), dtype=bool), model, hashes).save(backend.vectors_path())
     seconds = time.perf_counter() - started
     return {"cases": len(hashes), "passages": len(keys), "seconds": seconds, "exact": index.exact,
             "lent_by": dict(kinds), "demo_cases_with_cached_vectors": len(cached), "model": model,
-            "vectors_mb": backend.vectors_path().stat().st_size / 2**20}
+            "vectors_mb": backend.vectors_path().stat().st_size / 2**20, "chunk_rows": chunk_rows,
+            "plan_seconds": planned - started, "add_seconds": add_seconds,
+            "save_seconds": time.perf_counter() - saving}
+
+
+def _chunks(plan: list, rows: int):
+    """The plan in runs of whole cases of about `rows` passages (more only when one case has more)."""
+    chunk, size = [], 0
+    for entry in plan:
+        if chunk and size + entry[2] > rows:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(entry)
+        size += entry[2]
+    if chunk:
+        yield chunk
+
+
+def _reserve(index, rows: int) -> None:
+    """Room for `rows` vectors (and their HNSW links) allocated once: growing a std::vector chunk by chunk
+    reallocates, briefly holding the old storage beside a new one twice its size (gigabytes at 1M cases).
+    A resize up then down to nothing keeps the capacity; faiss then fills it without reallocating."""
+    storage = faiss.downcast_index(index.storage) if isinstance(index, faiss.IndexHNSW) else index
+    storage.codes.resize(rows * storage.code_size)
+    storage.codes.resize(0)
+    if isinstance(index, faiss.IndexHNSW):
+        # 2M links per vector on level 0, M per higher level; a vector has 1/(M - 1) higher levels on average
+        links = index.hnsw.nb_neighbors(0) + index.hnsw.nb_neighbors(1) // 8
+        index.hnsw.neighbors.resize(rows * links)
+        index.hnsw.neighbors.resize(0)
 
 
 def _model_dim(folder: Path) -> int:

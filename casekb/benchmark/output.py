@@ -134,11 +134,13 @@ def _engines_note(result: dict) -> str:
     return note
 
 
-def _recall_note(vectors: dict) -> str:
+def _recall_note(vectors: dict, queries: int) -> str:
     recall = vectors.get("recall")
     if not recall:
         return ""
-    return (f" (recall against exact search on these queries: {recall['passages_at_depth']:.3f} of the top "
+    capped = recall.get("queries", queries) < queries
+    which = f"the first {recall['queries']} of these {queries} queries" if capped else "these queries"
+    return (f" (recall against exact search on {which}: {recall['passages_at_depth']:.3f} of the top "
             f"{recall['depth']} passages, {recall['cases']:.3f} of the cases they rank; the scores of its top 10 "
             f"cases {recall.get('top10_score_ratio', float('nan')):.4f} of the exact top 10's)")
 
@@ -167,9 +169,11 @@ def _markdown(result: dict, command: str) -> str:
                                                       for t in result["targets"]]), "",
     ]
     if "vectors" in build:
+        vectors = build["vectors"]
         parts += ["## How the vectors were made", "", " ".join(VECTORS_NOTE.split()), "",
-                  f"Here: {build['vectors']['passages']} passages, lent by: {build['vectors']['lent_by']}; "
-                  f"{'exact' if build['vectors']['exact'] else 'HNSW'} faiss index{_recall_note(build['vectors'])}. "
+                  f"Here: {vectors['passages']} passages, lent by: {vectors['lent_by']}; "
+                  f"{'exact' if vectors['exact'] else 'HNSW'} faiss index"
+                  f"{_recall_note(vectors, result['options']['queries'])}. "
                   f"Embedding throughput is measured "
                   f"for real on {build['embedding']['cases']} cases ({build['embedding']['passages']} passages).", ""]
     return "\n".join(parts)
