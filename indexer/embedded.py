@@ -246,7 +246,7 @@ class EmbeddedBackend(EncoderOnDemand):
         return self._searcher_and_state()[0]
 
     def _searcher_and_state(self) -> tuple[tantivy.Searcher | None, tuple[str, int, int] | None]:
-        """The searcher, and the state (generation, commit time) it was opened on."""
+        """The searcher, and the state it was opened on: the generation and meta.json's time and inode."""
         generation = self._current_generation()
         if generation is None:
             return None, None

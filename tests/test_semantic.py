@@ -75,7 +75,6 @@ def test_filters_apply_inside_the_vector_search(semantic):
     assert {hit.category for hit in result.hits} == {"婚姻家庭"}
 
 
-
 def test_a_filtered_search_and_its_facets_follow_new_cases(semantic, db, settings, tmp_path):
     """What a semantic or hybrid search counts and searches under its filters depends on the filters, not
     its words (the embedded backend keeps it per index state): a case added since is found and counted."""
@@ -102,6 +101,7 @@ def test_a_filtered_search_and_its_facets_follow_new_cases(semantic, db, setting
         assert counts(after, "category") == {**counts(earlier, "category"),
                                              "婚姻家庭": counts(earlier, "category")["婚姻家庭"] + 1}
         assert counts(after, "cause")[row["cause"]] == counts(earlier, "cause")[row["cause"]] + 1
+
 
 def drop_all_vectors(backend, encoder) -> None:
     backend.store_vectors(encoder.name, encoder.dim, {}, list(backend.text_hashes()))
