@@ -25,6 +25,7 @@ from indexer.backend_common import (CAUSE_BOOST, FACET_FILTER, FACET_SIZE, TITLE
                                     IndexWriteError, analysed_fields, build_hit, distinctive_terms, facet_filters,
                                     no_result_suggestions)
 from indexer.case_query import case_query_page, searches_as_case
+from indexer.cause_model import LearntCauses
 from indexer.documents import IndexDocument
 from indexer.more_like_this import LikeCase, more_like_this
 from indexer.query import FacetBucket, Filters, Hit, SearchQuery, SearchResult
@@ -158,7 +159,7 @@ class ElasticsearchWriter:
             raise IndexWriteError(sorted(failed), reasons)
 
 
-class ElasticsearchBackend(EncoderOnDemand):
+class ElasticsearchBackend(EncoderOnDemand, LearntCauses):
     name = "elasticsearch"
 
     def __init__(self, client: Elasticsearch, alias: str, segmenter: Segmenter,
@@ -504,6 +505,22 @@ class ElasticsearchBackend(EncoderOnDemand):
     def vector_hashes(self, model: str) -> dict[int, int]:
         """case id -> text hash of every document that holds vectors of `model`."""
         return self._scan_hashes({"term": {"vector_model": model}})
+
+    def _scan_shown(self, fields: list[str]) -> list[dict]:
+        try:
+            return [hit["_source"] for hit in helpers.scan(self.client, index=self.alias, query={"query": SHOWN},
+                                                           _source=fields, size=2_000)]
+        except NotFoundError:
+            return []
+
+    def cause_state(self) -> int:
+        """A hash of every shown case's text hash and cause (indexer/cause_model.py retrains on a change)."""
+        return hash(frozenset((s["case_id"], s["text_hash"], s.get("cause", ""))
+                              for s in self._scan_shown(["case_id", "text_hash", "cause"])))
+
+    def labelled_texts(self) -> list[tuple[str, str]]:
+        """(masked text, cause) of every case search shows that has a cause."""
+        return [(s["text"], s["cause"]) for s in self._scan_shown(["text", "cause"]) if s.get("cause")]
 
     def stored_texts(self, case_ids: list[int]) -> dict[int, tuple[str, str]]:
         """case id -> (title, masked text) as indexed."""

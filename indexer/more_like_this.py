@@ -76,9 +76,11 @@ def rank_like(backend, case: LikeCase, exclude: tuple[int, ...] = (), filters: F
         similarity = case_similarity(backend.encoder(), backend.segmenter)
     vector = similarity.whole_vector(case.text) if similarity is not None else None
     found = backend.similar_candidates(case, depth, skip, filters, vector)
-    query = CaseText(case.text, cause=case.cause)
     if vector is None or not found.hits:
-        return LikeRanking(found, found.hits, query)
+        return LikeRanking(found, found.hits, CaseText(case.text, cause=case.cause))
+    # a case without a cause (a pasted description) is judged by the causes it most likely has
+    likely = () if case.cause else tuple(backend.cause_likelihoods(case.text).items())
+    query = CaseText(case.text, cause=case.cause, likely_causes=likely)
     texts = backend.stored_texts([hit.case_id for hit in found.hits])
     hits = [hit for hit in found.hits if hit.case_id in texts and hit.case_id not in skip]
     if not hits:

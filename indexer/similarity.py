@@ -1,6 +1,6 @@
 """Case-to-case similarity, for "more like this" (similar cases for a case) and `casekb eval`.
 
-A candidate case is scored for a query case by five things:
+A candidate case is scored for a query case by six things:
 
 - meaning: the query's multilingual-e5 `query: ` vector of its whole text (the model reads the
   first 512 tokens) against the normalised mean of the candidate's passage vectors (the passages
@@ -11,16 +11,20 @@ A candidate case is scored for a query case by five things:
   element or neither does), counted only when both cases are in the table's domain (loans);
 - distinctive terms: cosine of sublinear TF-IDF vectors over jieba terms, IDF from the candidates,
   the candidate's title terms repeated TITLE_REPEAT times (a title is the cause in the demo);
+- wording: cosine of sublinear TF-IDF vectors of the texts' character 2-3-grams (hashed), IDF from
+  the candidates: it catches shared names of things and phrasings that jieba splits differently;
 - title: the query's whole-text vector against the `query: ` vector of the candidate's title
   (zero for a candidate without one);
 - cause: 1 where the query case has a cause and the candidate has the same one (the first thing a
-  mediator looks for in a precedent). `casekb eval` cannot weigh it: there the cause is the answer,
-  so its query cases come without one.
+  mediator looks for in a precedent); for a query case without one (a pasted description, and every
+  query of `casekb eval`, where the cause is the answer), the likelihood of the candidate's cause
+  by the library's cause model (indexer/cause_model.py).
 
-score = meaning + ELEMENT_WEIGHT × agreement + TERM_WEIGHT × terms + TITLE_WEIGHT × title
-+ CAUSE_WEIGHT × cause. The form and the weights (but CAUSE_WEIGHT) were chosen on the dev halves of
-`casekb eval`'s SCM triplets and leave-one-out set; more like this (indexer/more_like_this.py) ranks
-its candidates with it, and `casekb eval` measures that path. README "Measuring quality" gives both halves.
+score = meaning + ELEMENT_WEIGHT × agreement + TERM_WEIGHT × terms + CHAR_WEIGHT × wording
++ TITLE_WEIGHT × title + (CAUSE_WEIGHT × same cause, or LIKELY_CAUSE_WEIGHT × cause likelihood).
+The form and the weights (but CAUSE_WEIGHT) were chosen on the dev halves of `casekb eval`'s SCM
+triplets and leave-one-out set; more like this (indexer/more_like_this.py) ranks its candidates with
+it, and `casekb eval` measures that path. README "Measuring quality" gives both halves.
 """
 from __future__ import annotations
 
@@ -30,7 +34,8 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-from sklearn.feature_extraction.text import TfidfVectorizer
+import scipy.sparse as sparse
+from sklearn.feature_extraction.text import HashingVectorizer, TfidfVectorizer
 
 from indexer.embeddings import Encoder
 from indexer.semantic import passage_inputs
@@ -41,23 +46,39 @@ ELEMENT_WEIGHT = 0.5
 TERM_WEIGHT = 0.25
 TITLE_REPEAT = 5
 TITLE_WEIGHT = 0.5
+CHAR_WEIGHT = 0.25
 CAUSE_WEIGHT = 0.5
+LIKELY_CAUSE_WEIGHT = 0.5
 _DOMAIN = "@domain"
 #: cases whose terms and elements a CaseSimilarity keeps (it starts afresh when full)
 MEMO_SIZE = 20_000
+#: cases whose character n-gram counts it keeps (~16 KB each for a case of 1,000 characters)
+CHAR_MEMO_SIZE = 4_000
+CHAR_FEATURES = 2 ** 20
+_CHAR_GRAMS = HashingVectorizer(analyzer="char", ngram_range=(2, 3), n_features=CHAR_FEATURES,
+                                alternate_sign=False, norm=None, dtype=np.float32)
 # Quote marks carry no meaning for the model; without them a case's whole-text vector is the one a
 # search with its text (as `casekb eval` runs) already computed and cached.
 _QUOTES = re.compile(r'["“”「」『』]')
 
 
-def _memo(store: dict, key, compute):
-    """store[key], computed and kept on first use; the store is emptied when it holds MEMO_SIZE."""
+def _memo(store: dict, key, compute, size: int = MEMO_SIZE):
+    """store[key], computed and kept on first use; the store is emptied when it holds `size`."""
     value = store.get(key)
     if value is None:
-        if len(store) >= MEMO_SIZE:
+        if len(store) >= size:
             store.clear()
         value = store[key] = compute(key)
     return value
+
+
+def _char_tfidf(counts: sparse.csr_matrix, idf: np.ndarray) -> sparse.csr_matrix:
+    """Sublinear TF × IDF of character n-gram counts, each row of unit length."""
+    weighted = counts.copy()
+    weighted.data = 1 + np.log(weighted.data)
+    weighted = weighted.multiply(idf).tocsr()
+    lengths = np.sqrt(np.asarray(weighted.multiply(weighted).sum(axis=1))[:, 0])
+    return (sparse.diags(1 / np.maximum(lengths, 1e-12)) @ weighted).tocsr()
 
 
 @dataclass(frozen=True)
@@ -119,6 +140,8 @@ class CaseText:
     text: str
     title: str = ""
     cause: str = ""
+    #: (cause, likelihood) pairs for a query case without a cause (indexer/cause_model.py)
+    likely_causes: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -131,6 +154,8 @@ class CandidatePool:
     terms: object  # sparse (cases, vocabulary) TF-IDF rows
     titles: np.ndarray  # (cases, dim): vector of the title, zeros where there is none
     causes: np.ndarray  # (cases,): the cause of each case, "" where it has none
+    chars: object  # sparse (cases, CHAR_FEATURES): normalised TF-IDF of the texts' character n-grams
+    char_idf: np.ndarray  # (CHAR_FEATURES,): their IDF over the candidates
 
     def __len__(self) -> int:
         return len(self.meaning)
@@ -141,15 +166,18 @@ class CaseSimilarity:
 
     def __init__(self, encoder: Encoder, segmenter: Segmenter, table: ElementTable | None = None,
                  element_weight: float = ELEMENT_WEIGHT, term_weight: float = TERM_WEIGHT,
-                 title_weight: float = TITLE_WEIGHT, cause_weight: float = CAUSE_WEIGHT):
+                 title_weight: float = TITLE_WEIGHT, cause_weight: float = CAUSE_WEIGHT,
+                 likely_cause_weight: float = LIKELY_CAUSE_WEIGHT, char_weight: float = CHAR_WEIGHT):
         self.encoder = encoder
         self.segmenter = segmenter
         self.table = table or load_element_table()
         self.element_weight, self.term_weight = element_weight, term_weight
         self.title_weight, self.cause_weight = title_weight, cause_weight
+        self.likely_cause_weight, self.char_weight = likely_cause_weight, char_weight
         #: a library's candidates recur from one query case to the next: their terms and elements are kept
         self._terms_of: dict[tuple[str, str], list[str]] = {}
         self._elements_of: dict[str, tuple[frozenset[str], bool]] = {}
+        self._char_counts_of: dict[str, sparse.csr_matrix] = {}
 
     def _whole(self, cases: Sequence[CaseText]) -> np.ndarray:
         return self.encoder.cached([_QUOTES.sub("", case.text) for case in cases], "query")
@@ -176,6 +204,11 @@ class CaseSimilarity:
         return _memo(self._terms_of, (text, title), lambda key: self.segmenter.terms(normalise(text)) +
                      self.segmenter.terms(normalise(title)) * TITLE_REPEAT)
 
+    def _char_counts(self, cases: Sequence[CaseText]) -> sparse.csr_matrix:
+        """(cases, CHAR_FEATURES) counts of each text's character 2-3-grams (hashed)."""
+        return sparse.vstack([_memo(self._char_counts_of, case.text, lambda text: _CHAR_GRAMS.transform(
+            [normalise(text)]), CHAR_MEMO_SIZE) for case in cases]).tocsr()
+
     def passage_means(self, candidates: Sequence[CaseText]) -> np.ndarray:
         """Normalised mean passage vector of each case, encoded (through the cache) as the index embeds them."""
         inputs = [passage_inputs(case.title, case.text) for case in candidates]
@@ -190,15 +223,19 @@ class CaseSimilarity:
         if not candidates:
             empty = np.empty((0, self.encoder.dim), "float32")
             return CandidatePool(empty, np.empty((0, len(self.table.rules))), np.empty(0), None, None, empty,
-                                 np.empty(0, object))
+                                 np.empty(0, object), None, np.empty(0))
         means = self.passage_means(candidates) if passage_means is None else np.asarray(passage_means, "float32")
         elements, in_domain = self._elements(candidates)
         vectorizer, terms, texts = None, None, [self._terms(case.text) for case in candidates]
         if any(texts):
             vectorizer = TfidfVectorizer(analyzer=lambda terms: terms, sublinear_tf=True).fit(texts)
             terms = vectorizer.transform([self._terms(case.text, case.title) for case in candidates])
+        counts = self._char_counts(candidates)
+        char_idf = (np.log((1 + len(candidates)) / (1 + np.bincount(counts.indices, minlength=CHAR_FEATURES)))
+                    + 1).astype("float32")
         return CandidatePool(means, elements, in_domain, vectorizer, terms, self._titles(candidates),
-                             np.array([case.cause for case in candidates], object))
+                             np.array([case.cause for case in candidates], object), _char_tfidf(counts, char_idf),
+                             char_idf)
 
     def scores(self, case: CaseText | str, pool: CandidatePool) -> np.ndarray:
         """The score of each candidate in the pool for the case; higher is more alike."""
@@ -211,9 +248,14 @@ class CaseSimilarity:
         agreement = (1 - disagreements / len(self.table.rules)) * pool.in_domain * in_domain[0]
         terms = 0.0 if pool.vectorizer is None else \
             (pool.terms @ pool.vectorizer.transform([self._terms(case.text)]).T).toarray()[:, 0]
+        chars = (pool.chars @ _char_tfidf(self._char_counts([case]), pool.char_idf).T).toarray()[:, 0]
+        if case.cause:
+            cause = self.cause_weight * (pool.causes == case.cause)
+        else:
+            likely = dict(case.likely_causes)
+            cause = self.likely_cause_weight * np.array([likely.get(c, 0.0) for c in pool.causes])
         return (pool.meaning @ whole + self.element_weight * agreement + self.term_weight * terms
-                + self.title_weight * (pool.titles @ whole)
-                + self.cause_weight * (bool(case.cause) & (pool.causes == case.cause)))
+                + self.title_weight * (pool.titles @ whole) + self.char_weight * chars + cause)
 
     def rank_similar(self, case: CaseText | str, candidates: Sequence[CaseText] | CandidatePool,
                      limit: int | None = None, exclude: Sequence[int] = ()) -> list[tuple[int, float]]:

@@ -1,0 +1,95 @@
+"""Likely causes of a case description, learnt from the library's own cases.
+
+Similar cases are first of all cases of the same cause, and a case description a mediator pastes in
+comes without one. The reranker of similarities alone confuses small, near-synonymous causes
+(不当得利 and 借款合同, 名誉权 and 一般人格权: README "Measuring quality"), so it is told which causes
+the description most likely has: a linear SVM over the sublinear TF-IDF of the cases' jieba terms,
+trained on every case of the library that has a cause, its decision values turned into likelihoods
+by a softmax at TEMPERATURE. indexer/similarity.py adds a candidate's cause likelihood to its score.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.svm import LinearSVC
+
+from indexer.expansions import legal_terms_for
+from indexer.text import Segmenter, normalise
+
+#: Softmax temperature over the SVM's decision values (chosen on the dev half of leave-one-out).
+TEMPERATURE = 0.2
+#: Likelihoods below this are left out: they move no ranking.
+FLOOR = 1e-3
+
+
+@dataclass(frozen=True)
+class CauseModel:
+    vectorizer: TfidfVectorizer
+    classifier: LinearSVC
+
+    @classmethod
+    def train(cls, terms: Sequence[list[str]], causes: Sequence[str]) -> CauseModel | None:
+        """A model of the causes of the cases given as their terms; None with fewer than two causes
+        (there is nothing to tell apart)."""
+        labelled = [(t, c) for t, c in zip(terms, causes) if c and t]
+        if len({c for _, c in labelled}) < 2:
+            return None
+        vectorizer = TfidfVectorizer(analyzer=_as_given, sublinear_tf=True)
+        features = vectorizer.fit_transform([t for t, _ in labelled])
+        return cls(vectorizer, LinearSVC(C=1.0).fit(features, [c for _, c in labelled]))
+
+    def likelihoods(self, terms: list[str], temperature: float = TEMPERATURE) -> dict[str, float]:
+        """cause -> likelihood that a case with these terms has it (they sum to one over the
+        model's causes; those under FLOOR are left out)."""
+        decision = self.classifier.decision_function(self.vectorizer.transform([terms]))[0]
+        classes = self.classifier.classes_
+        if len(classes) == 2:  # a binary SVM gives one value: positive for the second class
+            decision = np.array([-decision, decision]).ravel()
+        weights = np.exp((decision - decision.max()) / temperature)
+        weights /= weights.sum()
+        return {str(cause): float(w) for cause, w in zip(classes, weights) if w >= FLOOR}
+
+
+def _as_given(terms: list[str]) -> list[str]:
+    """The vectorizer's analyser: terms come segmented already (a named function, so a model pickles)."""
+    return terms
+
+
+def cause_terms(segmenter: Segmenter, text: str) -> list[str]:
+    """What the model reads of a case: its jieba terms, and the legal terms of the colloquial wordings
+    it uses (借钱不还 -> 借款 借贷 还款: indexer/expansions.py), so a description in everyday words
+    is read like the case files the model learnt from."""
+    normalised = normalise(text)
+    return segmenter.terms(normalised) + list(legal_terms_for(normalised))
+
+
+class LearntCauses:
+    """A search backend's cause model: trained on first use, and again once the indexed cases have
+    changed. A backend provides `segmenter`, `labelled_texts()` (the text and cause of every case it
+    shows that has a cause) and `cause_state()` (a value that changes whenever those may have)."""
+
+    _cause_model: tuple[object, CauseModel | None] | None = None
+    _cause_lock = threading.Lock()  # training is rare: one lock for every backend will do
+
+    def cause_model(self) -> CauseModel | None:
+        """The model of the cases indexed now; None where fewer than two causes are indexed."""
+        state = self.cause_state()
+        current = self._cause_model
+        if current is None or current[0] != state:
+            with self._cause_lock:
+                current = self._cause_model
+                if current is None or current[0] != state:
+                    labelled = self.labelled_texts()
+                    model = CauseModel.train([cause_terms(self.segmenter, text) for text, _ in labelled],
+                                             [cause for _, cause in labelled])
+                    current = self._cause_model = (state, model)
+        return current[1]
+
+    def cause_likelihoods(self, text: str) -> dict[str, float]:
+        """cause -> likelihood that a case with this text has it, by the library's cause model."""
+        model = self.cause_model()
+        return model.likelihoods(cause_terms(self.segmenter, text)) if model is not None else {}

@@ -1,0 +1,58 @@
+"""The library's cause model: likely causes of a case description, learnt from the indexed cases."""
+from __future__ import annotations
+
+import pytest
+
+from conftest import SHARED_DATA, short_demo_cases, write_jsonl
+from corpus.importer import import_file
+from indexer.cause_model import CauseModel, cause_terms
+from indexer.text import segmenter_for
+
+CAUSES = {"民间借贷纠纷": 15, "离婚纠纷": 15, "劳动争议": 15}
+WAGES_DESCRIPTION = "公司拖欠我三个月工资，还不给交社保，我想申请劳动仲裁。"
+LOAN_DESCRIPTION = "他向我借钱三万块，打了欠条，说好半年还，现在一分钱都不还，电话也不接。"
+DIVORCE_DESCRIPTION = "我和丈夫感情不和，分居两年了，想离婚，孩子想跟我，房子怎么分也谈不拢。"
+
+
+@pytest.fixture(scope="module")
+def segmenter():
+    return segmenter_for(SHARED_DATA / "legal_terms.txt")
+
+
+def terms_of(segmenter, text: str) -> list[str]:
+    return cause_terms(segmenter, text)
+
+
+def test_a_model_learnt_from_demo_cases_names_the_cause_of_a_colloquial_description(segmenter):
+    rows = short_demo_cases(CAUSES, 1500)
+    model = CauseModel.train([terms_of(segmenter, row["text"]) for row in rows], [row["cause"] for row in rows])
+    for text, cause in ((LOAN_DESCRIPTION, "民间借贷纠纷"), (DIVORCE_DESCRIPTION, "离婚纠纷"),
+                        (WAGES_DESCRIPTION, "劳动争议")):
+        likely = model.likelihoods(terms_of(segmenter, text))
+        assert max(likely, key=likely.get) == cause
+        assert set(likely) <= set(CAUSES) and sum(likely.values()) == pytest.approx(1, abs=0.01)
+
+
+def test_two_causes_are_told_apart_and_one_cause_gives_no_model(segmenter):
+    rows = short_demo_cases({"民间借贷纠纷": 10, "离婚纠纷": 10}, 1500)
+    terms, causes = [terms_of(segmenter, row["text"]) for row in rows], [row["cause"] for row in rows]
+    likely = CauseModel.train(terms, causes).likelihoods(terms_of(segmenter, DIVORCE_DESCRIPTION))
+    assert max(likely, key=likely.get) == "离婚纠纷"
+    loans = [t for t, c in zip(terms, causes) if c == "民间借贷纠纷"]
+    assert CauseModel.train(loans, ["民间借贷纠纷"] * len(loans)) is None  # nothing to tell apart
+    assert CauseModel.train(terms, [""] * len(terms)) is None  # cases without a cause teach nothing
+
+
+def test_a_backend_learns_the_causes_it_indexes_and_relearns_after_a_change(db, indexer, backend, settings,
+                                                                           tmp_path):
+    assert backend.cause_likelihoods(LOAN_DESCRIPTION) == {}  # nothing indexed
+    rows = short_demo_cases({"民间借贷纠纷": 10, "劳动争议": 10}, 1500)
+    import_file(db, settings, write_jsonl(tmp_path / "a.jsonl", rows))
+    indexer.drain()
+    likely = backend.cause_likelihoods(LOAN_DESCRIPTION)
+    assert set(likely) <= {"民间借贷纠纷", "劳动争议"} and max(likely, key=likely.get) == "民间借贷纠纷"
+    assert "离婚纠纷" not in backend.cause_likelihoods(DIVORCE_DESCRIPTION)
+    import_file(db, settings, write_jsonl(tmp_path / "b.jsonl", short_demo_cases({"离婚纠纷": 10}, 1500)))
+    indexer.drain()
+    likely = backend.cause_likelihoods(DIVORCE_DESCRIPTION)
+    assert max(likely, key=likely.get) == "离婚纠纷"
