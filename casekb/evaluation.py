@@ -16,14 +16,14 @@ import json
 import math
 import re
 import warnings
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
 from rich.table import Table
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import KFold, StratifiedKFold
 
 from indexer.cause_model import CauseModel, cause_terms
 from indexer.documents import IndexDocument
@@ -157,7 +157,11 @@ class CrossFittedCauses:
         self.models: list[CauseModel | None] = []
         with warnings.catch_warnings():  # causes seen fewer than FOLDS times: stratified as far as they go
             warnings.simplefilter("ignore", UserWarning)
-            folds = StratifiedKFold(self.FOLDS, shuffle=True, random_state=0).split(terms, causes)
+            count = min(self.FOLDS, len(cases))  # a small slice has fewer cases than folds
+            if count < 2:
+                return
+            splitter = StratifiedKFold if max(Counter(causes.tolist()).values()) >= count else KFold
+            folds = splitter(count, shuffle=True, random_state=0).split(terms, causes)
             for number, (train, test) in enumerate(folds):
                 self.models.append(CauseModel.train([terms[i] for i in train], causes[train].tolist()))
                 self.fold_of.update((_QUOTES.sub("", cases[i].text), number) for i in test)

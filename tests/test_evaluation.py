@@ -112,3 +112,18 @@ def test_eval_command_on_a_small_slice(model_dir, tmp_path):
     assert report["labelled labelled"]["keyword"]["all"]["category P@10"] == 0.1
     assert "hybrid" in result.output and "MAP" in result.output
     assert (tmp_path / "home" / "embeddings.sqlite3").exists()  # vectors are cached for the next run
+
+
+def test_leave_one_out_judges_each_case_by_a_cause_model_that_never_saw_it():
+    from casekb.evaluation import CrossFittedCauses, EvalCase
+    from conftest import short_demo_cases
+    from indexer.text import segmenter_for
+
+    rows = short_demo_cases({"民间借贷纠纷": 10, "离婚纠纷": 10, "劳动争议": 1}, 1500)
+    cases = [EvalCase(row["id"], row["text"], row["cause"], row["cause"]) for row in rows]
+    folds = CrossFittedCauses(cases, segmenter_for(SHARED_DATA / "legal_terms.txt"))
+    only = next(case for case in cases if case.cause == "劳动争议")
+    assert only.text in folds and "劳动争议" not in folds.likelihoods(only.text)
+    loan = next(case for case in cases if case.cause == "民间借贷纠纷")
+    likely = folds.likelihoods(loan.text)
+    assert max(likely, key=likely.get) == "民间借贷纠纷"
