@@ -25,7 +25,7 @@ import numpy as np
 from rich.table import Table
 from sklearn.model_selection import KFold, StratifiedKFold
 
-from indexer.cause_model import CauseModel, cause_terms
+from indexer.cause_model import CauseModel, cause_names, cause_terms
 from indexer.documents import IndexDocument
 from indexer.embedded import SEMANTIC_DEPTH, EmbeddedBackend
 from indexer.embeddings import Encoder
@@ -153,6 +153,7 @@ class CrossFittedCauses:
         self.segmenter = segmenter
         terms = [cause_terms(segmenter, case.text) for case in cases]
         causes = np.array([case.cause for case in cases])
+        names = cause_names(segmenter, causes.tolist())
         self.fold_of: dict[str, int] = {}
         self.models: list[CauseModel | None] = []
         with warnings.catch_warnings():  # causes seen fewer than FOLDS times: stratified as far as they go
@@ -163,7 +164,7 @@ class CrossFittedCauses:
             splitter = StratifiedKFold if max(Counter(causes.tolist()).values()) >= count else KFold
             folds = splitter(count, shuffle=True, random_state=0).split(terms, causes)
             for number, (train, test) in enumerate(folds):
-                self.models.append(CauseModel.train([terms[i] for i in train], causes[train].tolist()))
+                self.models.append(CauseModel.train([terms[i] for i in train], causes[train].tolist(), names))
                 self.fold_of.update((_QUOTES.sub("", cases[i].text), number) for i in test)
 
     def __contains__(self, text: str) -> bool:

@@ -6,12 +6,19 @@ comes without one. The reranker of similarities alone confuses small, near-synon
 the description most likely has: a linear SVM over the sublinear TF-IDF of the cases' jieba terms,
 trained on every case of the library that has a cause, its decision values turned into likelihoods
 by a softmax at TEMPERATURE. indexer/similarity.py adds a candidate's cause likelihood to its score.
+
+Most causes of a library are rare (in the demo's CJRC cases, 114 of 188 causes have two cases), so
+the model also learns each cause from its name (民间借贷纠纷 is itself an example of a loan dispute)
+and weighs the causes alike, however many cases each has. Measured by `casekb eval`'s 5-fold
+cross-fitting (README "Measuring quality"): the right cause first for 56.5 % of the CJRC cases
+instead of 52.6 %.
 """
 from __future__ import annotations
 
 import threading
+import warnings
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -32,15 +39,22 @@ class CauseModel:
     classifier: LinearSVC
 
     @classmethod
-    def train(cls, terms: Sequence[list[str]], causes: Sequence[str]) -> CauseModel | None:
+    def train(cls, terms: Sequence[list[str]], causes: Sequence[str],
+              names: Mapping[str, list[str]] | None = None) -> CauseModel | None:
         """A model of the causes of the cases given as their terms; None with fewer than two causes
-        (there is nothing to tell apart)."""
+        (there is nothing to tell apart). `names`: cause -> the terms of its name (cause_names), each
+        one more example of its cause."""
         labelled = [(t, c) for t, c in zip(terms, causes) if c and t]
-        if len({c for _, c in labelled}) < 2:
+        seen = {c for _, c in labelled}
+        if len(seen) < 2:
             return None
+        labelled += [(t, c) for c, t in (names or {}).items() if c in seen and t]
         vectorizer = TfidfVectorizer(analyzer=_as_given, sublinear_tf=True)
         features = vectorizer.fit_transform([t for t, _ in labelled])
-        return cls(vectorizer, LinearSVC(C=1.0).fit(features, [c for _, c in labelled]))
+        with warnings.catch_warnings():  # a library of rare causes has nearly as many causes as cases
+            warnings.filterwarnings("ignore", "The number of unique classes", UserWarning)
+            classifier = LinearSVC(C=1.0, class_weight="balanced").fit(features, [c for _, c in labelled])
+        return cls(vectorizer, classifier)
 
     def likelihoods(self, terms: list[str], temperature: float = TEMPERATURE) -> dict[str, float]:
         """cause -> likelihood that a case with these terms has it (they sum to one over the
@@ -67,6 +81,11 @@ def cause_terms(segmenter: Segmenter, text: str) -> list[str]:
     return segmenter.terms(normalised) + list(legal_terms_for(normalised))
 
 
+def cause_names(segmenter: Segmenter, causes: Iterable[str]) -> dict[str, list[str]]:
+    """cause -> the jieba terms of its name, for CauseModel.train."""
+    return {cause: segmenter.terms(normalise(cause)) for cause in set(causes) if cause}
+
+
 class LearntCauses:
     """A search backend's cause model: trained on first use, and again once the indexed cases have
     changed. A backend provides `segmenter`, `labelled_texts()` (the text and cause of every case it
@@ -84,8 +103,9 @@ class LearntCauses:
                 current = self._cause_model
                 if current is None or current[0] != state:
                     labelled = self.labelled_texts()
-                    model = CauseModel.train([cause_terms(self.segmenter, text) for text, _ in labelled],
-                                             [cause for _, cause in labelled])
+                    causes = [cause for _, cause in labelled]
+                    model = CauseModel.train([cause_terms(self.segmenter, text) for text, _ in labelled], causes,
+                                             cause_names(self.segmenter, causes))
                     current = self._cause_model = (state, model)
         return current[1]
 

@@ -48,7 +48,7 @@ TITLE_REPEAT = 5
 TITLE_WEIGHT = 0.5
 CHAR_WEIGHT = 0.25
 CAUSE_WEIGHT = 0.5
-LIKELY_CAUSE_WEIGHT = 0.5
+LIKELY_CAUSE_WEIGHT = 2.0
 _DOMAIN = "@domain"
 #: cases whose terms and elements a CaseSimilarity keeps (it starts afresh when full)
 MEMO_SIZE = 20_000
