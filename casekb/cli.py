@@ -235,6 +235,8 @@ def search(ctx: Context, text, filter_fields, mode, sort, page, size, as_json) -
     console.print(table)
     if result.also_searched:
         console.print(f"also searched: {'、'.join(result.also_searched)}")
+    if result.likely_causes:
+        console.print("likely causes: " + "、".join(f"{c.cause} {c.likelihood:.0%}" for c in result.likely_causes))
     for suggestion in result.suggestions:
         console.print(f"suggestion: {suggestion.message}")
 

@@ -326,19 +326,21 @@ class ElasticsearchBackend(EncoderOnDemand, LearntCauses):
         started = time.perf_counter()
         parsed = parse_query(query.text, self.segmenter)
         needles = parsed.highlight_terms()
-        coverage = None
+        coverage, likely = None, ()
         try:
             if query.mode == "keyword" or parsed.is_empty:
                 hits, total, facets = self._keyword_page(parsed, query, needles)
             else:
-                hits, total, coverage = case_query_page(self, query) if searches_as_case(self, query) \
-                    else self._fused_page(parsed, query, needles)
+                if searches_as_case(self, query):
+                    hits, total, coverage, likely = case_query_page(self, query)
+                else:
+                    hits, total, coverage = self._fused_page(parsed, query, needles)
                 facets = self._filtered_set_facets(query) if query.facets else {}
         except NotFoundError:
             return SearchResult([], 0, {}, 0.0, needles, also_searched=parsed.expansions)
         found_none = [] if total else no_result_suggestions(parsed, query.filters, self.segmenter, self._count)
         took = (time.perf_counter() - started) * 1000
-        return SearchResult(hits, total, facets, took, needles, found_none, coverage, parsed.expansions)
+        return SearchResult(hits, total, facets, took, needles, found_none, coverage, parsed.expansions, likely)
 
     def _keyword_page(self, parsed: ParsedQuery, query: SearchQuery, needles):
         request = self._request(parsed, query)

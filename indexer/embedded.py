@@ -349,10 +349,11 @@ class EmbeddedBackend(EncoderOnDemand, LearntCauses):
         text_query = self._text_query(parsed)
         needles = parsed.highlight_terms()
         coverage = None
+        likely = ()
         if query.mode == "keyword" or parsed.is_empty:
             hits, total = self._keyword_page(searcher, parsed, text_query, query, needles)
         elif searches_as_case(self, query):
-            hits, total, coverage = case_query_page(self, query)
+            hits, total, coverage, likely = case_query_page(self, query)
         else:
             hits, total, coverage = self._fused_page(searcher, state, text_query, query, needles)
         facets = {}
@@ -364,7 +365,7 @@ class EmbeddedBackend(EncoderOnDemand, LearntCauses):
                 lambda: self._facets(searcher, tantivy.Query.all_query(), query)).items()}
         suggestions = self._suggestions(searcher, parsed, query.filters) if not total else []
         took = (time.perf_counter() - started) * 1000
-        return SearchResult(hits, total, facets, took, needles, suggestions, coverage, parsed.expansions)
+        return SearchResult(hits, total, facets, took, needles, suggestions, coverage, parsed.expansions, likely)
 
     def _keyword_page(self, searcher, parsed, text_query, query: SearchQuery, needles) -> tuple[list[Hit], int]:
         order = {}

@@ -77,6 +77,13 @@ class Suggestion:
 
 
 @dataclass(frozen=True)
+class LikelyCause:
+    """A cause a case description likely has, by the library's cause model (indexer/cause_model.py)."""
+    cause: str
+    likelihood: float
+
+
+@dataclass(frozen=True)
 class SearchResult:
     hits: list[Hit]
     total: int
@@ -88,3 +95,5 @@ class SearchResult:
     semantic_coverage: tuple[int, int] | None = None
     #: case-file terms searched besides the query's own words (colloquial expansion)
     also_searched: tuple[str, ...] = ()
+    #: a case description searched as a case: the causes it most likely has, likeliest first
+    likely_causes: tuple[LikelyCause, ...] = ()

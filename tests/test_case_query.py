@@ -7,7 +7,7 @@ import pytest
 from conftest import SEARCH_BACKENDS, backend_settings, short_demo_cases, write_jsonl
 from corpus.importer import import_file
 from indexer.api import Indexer, open_backend
-from indexer.case_query import CASE_TEXT_CHARS, is_case_text
+from indexer.case_query import CASE_TEXT_CHARS, MIN_LIKELIHOOD, SHOWN_CAUSES, is_case_text
 from indexer.embeddings import Encoder
 from indexer.more_like_this import LikeCase, rank_like
 from indexer.query import Filters, SearchQuery
@@ -72,6 +72,15 @@ def test_a_case_description_is_ranked_like_a_case_and_says_why(library):
     assert any(hit.shared_facts for hit in result.hits) and all(set(hit.shared_facts) <= facts for hit in result.hits)
     assert all(hit.matched_terms or hit.best_passage for hit in result.hits)
     assert result.semantic_coverage == (len(corpus()), len(corpus()))
+
+
+def test_a_case_description_names_the_causes_it_likely_has(library):
+    likely = search(library, loan_description(), size=3, facets=()).likely_causes
+    assert likely and likely[0].cause == LOAN
+    likelihoods = [cause.likelihood for cause in likely]
+    assert likelihoods == sorted(likelihoods, reverse=True) and min(likelihoods) >= MIN_LIKELIHOOD
+    assert len(likely) <= SHOWN_CAUSES and {cause.cause for cause in likely} <= set(CAUSES)
+    assert search(library, "朋友借钱 不还 打了欠条", facets=()).likely_causes == ()  # typed words: searched as before
 
 
 def test_pages_of_a_case_description_never_overlap(library):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+from urllib.parse import quote
 
 import pytest
 from logins import add_user_with_token, use_token
@@ -107,7 +108,7 @@ def test_similar_for_an_unknown_case_is_a_404_problem(library):
 
 def test_search_without_a_mode_is_hybrid_where_the_model_is_installed(library):
     body = library.client.get("/api/v1/search", query_string={"q": "借钱不还 打了欠条"}).get_json()
-    assert body["mode"] == "hybrid"
+    assert body["mode"] == "hybrid" and body["likely_causes"] == []  # typed words are not a case description
     assert [hit["cause"] for hit in body["hits"][:5]].count(LOAN) >= 3
     assert any(hit["best_passage"] for hit in body["hits"])
     page = library.client.get("/", query_string={"q": "借钱不还"}).get_data(as_text=True)
@@ -124,3 +125,11 @@ def test_a_pasted_case_description_is_searched_like_a_case_in_the_api_and_the_pa
     assert "共同要素：" in page
     summary = page.split('id="summary"', 1)[1].split("</p>", 1)[0]
     assert f"「{text[:39]}…」" in summary and text[:60] not in summary  # the summary quotes only its start
+    # the causes it likely has: the likeliest first, each a link that filters by it
+    likely = body["likely_causes"]
+    assert likely[0]["cause"] == LOAN and 0 < likely[0]["likelihood"] <= 1
+    assert [c["likelihood"] for c in likely] == sorted((c["likelihood"] for c in likely), reverse=True)
+    causes_line = page.split('class="likely-causes"', 1)[1].split("</p>", 1)[0]
+    assert f"cause={quote(LOAN)}" in causes_line and f"{LOAN} <span" in causes_line
+    filtered = library.client.get("/api/v1/search", query_string={"q": text, "cause": LOAN}).get_json()
+    assert {hit["cause"] for hit in filtered["hits"]} == {LOAN}

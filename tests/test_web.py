@@ -133,8 +133,8 @@ def assert_no_personal_data(text: str) -> None:
 def test_search_returns_the_documented_shape(client):
     body = search(client, q="民间借贷")
     assert set(body) == {"total", "took_ms", "hits", "facets", "suggestions", "query_terms", "page", "size", "mode",
-                         "semantic_coverage", "also_searched"}
-    assert body["also_searched"] == []
+                         "semantic_coverage", "also_searched", "likely_causes"}
+    assert body["also_searched"] == [] and body["likely_causes"] == []
     assert body["semantic_coverage"] is None
     assert body["total"] == 2 and body["page"] == 1 and body["size"] == 10
     hit = body["hits"][0]
