@@ -98,12 +98,18 @@ class Indexer:
         if self.backend.outdated():
             return self.reindex(progress)
         done = 0
+
+        def next_batch() -> tuple[list[int], list[int]]:
+            with self.db.sessions() as session:
+                return self._next_batch(session, max(COMMIT_CASES, self.batch_size))
+
+        case_ids, task_ids = next_batch()
+        if not case_ids:
+            # An idle poll opens no writer: a commit of nothing would still be a new index state,
+            # and every cache keyed by the state (filters, facets, the cause model) would start over.
+            return done
         with self.backend.writer() as writer:
-            while True:
-                with self.db.sessions() as session:
-                    case_ids, task_ids = self._next_batch(session, max(COMMIT_CASES, self.batch_size))
-                if not case_ids:
-                    return done
+            while case_ids:
                 failed = self._write_cases(writer, case_ids)
                 writer.commit()
                 # Only the tasks that were read go, and only after the index committed: a crash in
@@ -118,6 +124,8 @@ class Indexer:
                 done += len(case_ids)
                 if progress:
                     progress(len(case_ids))
+                case_ids, task_ids = next_batch()
+        return done
 
     def _write_cases(self, writer, case_ids: list[int]) -> IndexWriteError | None:
         """Write these cases' documents (deleting those gone from the database), batch_size at a time."""

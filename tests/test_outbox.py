@@ -86,6 +86,16 @@ def test_replaying_tasks_is_harmless(db, indexer, backend, settings, tmp_path):
     assert total(backend) == 6
 
 
+def test_an_idle_drain_leaves_the_index_as_it_was(db, indexer, backend, settings, tmp_path):
+    """The server drains the outbox every few seconds: with nothing queued, the index state (which
+    the filter caches and the cause model are keyed by) must not change."""
+    import_file(db, settings, write_jsonl(tmp_path / "a.jsonl", [case_row(i) for i in range(3)]))
+    assert indexer.drain() == 3
+    before = backend.cause_state()
+    assert indexer.drain() == 0 and indexer.drain() == 0
+    assert backend.cause_state() == before and total(backend) == 3
+
+
 def test_deleting_a_case_removes_it_from_the_index(db, indexer, backend, settings, tmp_path):
     import_file(db, settings, write_jsonl(tmp_path / "a.jsonl", [case_row(1), case_row(2)]))
     indexer.drain()
