@@ -33,5 +33,5 @@ def create_app(settings: Settings | None = None, start_indexer: bool = False) ->
     app.register_blueprint(sessions.bp)
     register_error_handlers(app)
     if start_indexer:
-        kb.start_indexer()
+        kb.start_indexer(learn_causes=True)
     return app

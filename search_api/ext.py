@@ -29,20 +29,27 @@ class CaseKB:
     def indexer(self) -> Indexer:
         return Indexer(self.db, self.backend, self.settings.index_batch_size)
 
-    def start_indexer(self) -> threading.Thread:
-        """Drain the outbox every `index_poll_seconds` in a daemon thread, so edits reach search promptly."""
-        thread = threading.Thread(target=self._keep_index_current, name="casekb-indexer", daemon=True)
+    def start_indexer(self, learn_causes: bool = False) -> threading.Thread:
+        """Drain the outbox every `index_poll_seconds` in a daemon thread, so edits reach search promptly.
+        `learn_causes` (a serving app): also learn the library's causes anew whenever the index changed."""
+        thread = threading.Thread(target=self._keep_index_current, args=(learn_causes,), name="casekb-indexer",
+                                  daemon=True)
         thread.start()
         return thread
 
-    def _keep_index_current(self) -> None:
+    def _keep_index_current(self, learn_causes: bool) -> None:
         """Keyword changes first; then embeddings a few cases at a time, so edits never wait
-        behind the slow embedding of a whole corpus."""
+        behind the slow embedding of a whole corpus. The cause model (a few seconds for the demo
+        corpus) is learnt here, so the next case description searched for does not wait for it."""
         indexer = self.indexer()
+        causes_learnt = False
         while True:
             busy = False
             try:
-                indexer.drain()
+                if indexer.drain() or not causes_learnt:
+                    if learn_causes:
+                        self.backend.cause_model()
+                    causes_learnt = True
                 if self.backend.encoder_factory is not None:
                     busy = indexer.embed(self.backend.encoder(), limit=EMBED_CASES_PER_ROUND) > 0
             except Exception:

@@ -365,6 +365,11 @@ def test_background_indexer_brings_edits_to_search(tmp_path):
         while search(client, q="拖欠工资")["total"] == 0:
             assert time.monotonic() < deadline, "the background indexer did not index the new case"
             time.sleep(0.05)
+        # and it learns the causes of the changed index, so no search has to wait for that
+        backend = app.extensions["casekb"].backend
+        while (backend._cause_model or (None,))[0] != backend.cause_state():
+            assert time.monotonic() < deadline, "the background indexer did not learn the causes"
+            time.sleep(0.05)
     finally:
         app.extensions["casekb"].stop_indexing.set()
         db.dispose()
