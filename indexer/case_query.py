@@ -13,6 +13,7 @@ the reranker weighs too), so a mediator sees what kind of dispute it reads as an
 """
 from __future__ import annotations
 
+from indexer.cause_model import CALIBRATED_TEMPERATURE
 from indexer.more_like_this import LikeCase, rank_like
 from indexer.query import Hit, LikelyCause, SearchQuery
 
@@ -20,9 +21,9 @@ from indexer.query import Hit, LikelyCause, SearchQuery
 #: Chosen on leave-one-out (250 dev-half queries cut to their first L characters), MRR@10 fused / as a
 #: case: L=60 0.374 / 0.373, 100 0.502 / 0.500, 150 0.544 / 0.526, 250 0.564 / 0.594, 400 0.602 / 0.625.
 CASE_TEXT_CHARS = 200
-#: At most this many likely causes are named, each at least MIN_LIKELIHOOD likely.
+#: At most this many likely causes are named, each at least MIN_LIKELIHOOD likely (calibrated).
 SHOWN_CAUSES = 3
-MIN_LIKELIHOOD = 0.05
+MIN_LIKELIHOOD = 0.1
 
 
 def is_case_text(text: str) -> bool:
@@ -48,6 +49,6 @@ def case_query_page(backend, query: SearchQuery) -> tuple[list[Hit], int, tuple[
     only on the text and the filters, so pages never overlap."""
     ranking = rank_like(backend, LikeCase(None, query.text), filters=query.filters)
     coverage = ranking.first_stage.semantic_coverage or (backend.embedded_case_count(), backend.document_count())
-    # the reranker's, or (where nothing is embedded yet to rerank with) the model's own
-    likely = dict(ranking.case.likely_causes) or backend.cause_likelihoods(query.text)
-    return ranking.page((query.page - 1) * query.size, query.size), len(ranking.hits), coverage, likely_causes(likely)
+    # shown calibrated (the reranker weighs them at a flatter temperature)
+    likely = likely_causes(backend.cause_likelihoods(query.text, CALIBRATED_TEMPERATURE))
+    return ranking.page((query.page - 1) * query.size, query.size), len(ranking.hits), coverage, likely

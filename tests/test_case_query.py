@@ -8,6 +8,7 @@ from conftest import SEARCH_BACKENDS, backend_settings, short_demo_cases, write_
 from corpus.importer import import_file
 from indexer.api import Indexer, open_backend
 from indexer.case_query import CASE_TEXT_CHARS, MIN_LIKELIHOOD, SHOWN_CAUSES, is_case_text
+from indexer.cause_model import CALIBRATED_TEMPERATURE
 from indexer.embeddings import Encoder
 from indexer.more_like_this import LikeCase, rank_like
 from indexer.query import Filters, SearchQuery
@@ -77,6 +78,9 @@ def test_a_case_description_is_ranked_like_a_case_and_says_why(library):
 def test_a_case_description_names_the_causes_it_likely_has(library):
     likely = search(library, loan_description(), size=3, facets=()).likely_causes
     assert likely and likely[0].cause == LOAN
+    # shown calibrated, not at the reranker's flatter temperature
+    calibrated = library.cause_likelihoods(loan_description(), CALIBRATED_TEMPERATURE)
+    assert likely[0].likelihood == round(calibrated[LOAN], 3) != round(library.cause_likelihoods(loan_description())[LOAN], 3)
     likelihoods = [cause.likelihood for cause in likely]
     assert likelihoods == sorted(likelihoods, reverse=True) and min(likelihoods) >= MIN_LIKELIHOOD
     assert len(likely) <= SHOWN_CAUSES and {cause.cause for cause in likely} <= set(CAUSES)
