@@ -228,6 +228,11 @@ class ParsedQuery:
         return tuple(sorted(set(self.phrases) | set(self.terms), key=lambda term: (-len(term), term)))
 
 
+def has_quoted_part(text: str) -> bool:
+    """Whether a query quotes a part, which parse_query makes a phrase to be matched exactly."""
+    return _QUOTED.search(normalise(text or "")) is not None
+
+
 def parse_query(text: str, segmenter: Segmenter) -> ParsedQuery:
     """Quoted parts become phrases; the rest is segmented exactly like documents."""
     norm = normalise(text or "").strip()

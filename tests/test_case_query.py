@@ -7,7 +7,7 @@ import pytest
 from conftest import SEARCH_BACKENDS, backend_settings, short_demo_cases, write_jsonl
 from corpus.importer import import_file
 from indexer.api import Indexer, open_backend
-from indexer.case_query import CASE_TEXT_CHARS, MIN_LIKELIHOOD, SHOWN_CAUSES, is_case_text
+from indexer.case_query import CASE_TEXT_CHARS, MIN_LIKELIHOOD, PASTED_TEXT_CHARS, SHOWN_CAUSES, is_case_text
 from indexer.cause_model import CALIBRATED_TEMPERATURE
 from indexer.embeddings import Encoder
 from indexer.more_like_this import LikeCase, rank_like
@@ -54,11 +54,15 @@ def search(backend, text, **kwargs):
     return backend.search(SearchQuery(text=text, mode=kwargs.pop("mode", "hybrid"), **kwargs))
 
 
-def test_case_text_is_told_by_its_length():
+def test_case_text_is_told_by_its_length_and_its_quotes():
     assert not is_case_text("朋友借钱 不还 打了欠条")
     assert not is_case_text("借" * (CASE_TEXT_CHARS - 1) + "  \n")
     assert is_case_text("借" * CASE_TEXT_CHARS)
-    assert len(loan_description()) >= CASE_TEXT_CHARS
+    assert is_case_text("我借给同村的老王五万块钱，打了借条，说好一年还清，到期以后他一直躲着不见，电话也不接。")
+    # a quoted part asks for exact wording, unless it is inside a pasted case text
+    assert not is_case_text("“借条” " + "借" * CASE_TEXT_CHARS)
+    assert is_case_text("“借条” " + "借" * PASTED_TEXT_CHARS)
+    assert len(loan_description()) >= PASTED_TEXT_CHARS
 
 
 def test_a_case_description_is_ranked_like_a_case_and_says_why(library):
