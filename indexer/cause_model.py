@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import threading
 import warnings
+from collections import Counter
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Sequence
 
@@ -36,6 +37,10 @@ TEMPERATURE = 0.2
 CALIBRATED_TEMPERATURE = 0.07
 #: Likelihoods below this are left out: they move no ranking.
 FLOOR = 1e-3
+#: The most cases of one cause the library's model learns from (the first the index yields): more
+#: than any cause of the demo but 离婚纠纷 has, and a bound on the time and memory that learning a
+#: large library takes (it happens in the server's background after every change).
+MAX_CASES_PER_CAUSE = 200
 
 
 @dataclass(frozen=True)
@@ -91,10 +96,22 @@ def cause_names(segmenter: Segmenter, causes: Iterable[str]) -> dict[str, list[s
     return {cause: segmenter.terms(normalise(cause)) for cause in set(causes) if cause}
 
 
+def first_of_each(labelled: Iterable[tuple[str, str]], per_cause: int) -> list[tuple[str, str]]:
+    """The first `per_cause` (text, cause) pairs of each cause, in the order given; uncaused ones dropped."""
+    taken: Counter[str] = Counter()
+    kept = []
+    for text, cause in labelled:
+        if cause and taken[cause] < per_cause:
+            taken[cause] += 1
+            kept.append((text, cause))
+    return kept
+
+
 class LearntCauses:
     """A search backend's cause model: trained on first use, and again once the indexed cases have
-    changed. A backend provides `segmenter`, `labelled_texts()` (the text and cause of every case it
-    shows that has a cause) and `cause_state()` (a value that changes whenever those may have)."""
+    changed. A backend provides `segmenter`, `labelled_texts(per_cause)` (the text and cause of the
+    cases it shows that have a cause, at most `per_cause` of each: first_of_each) and `cause_state()`
+    (a value that changes whenever those may have)."""
 
     _cause_model: tuple[object, CauseModel | None] | None = None
     _cause_lock = threading.Lock()  # training is rare: one lock for every backend will do
@@ -107,7 +124,7 @@ class LearntCauses:
             with self._cause_lock:
                 current = self._cause_model
                 if current is None or current[0] != state:
-                    labelled = self.labelled_texts()
+                    labelled = self.labelled_texts(MAX_CASES_PER_CAUSE)
                     causes = [cause for _, cause in labelled]
                     model = CauseModel.train([cause_terms(self.segmenter, text) for text, _ in labelled], causes,
                                              cause_names(self.segmenter, causes))

@@ -25,7 +25,7 @@ from indexer.backend_common import (CAUSE_BOOST, FACET_FILTER, FACET_SIZE, TITLE
                                     IndexWriteError, analysed_fields, build_hit, distinctive_terms, facet_filters,
                                     no_result_suggestions)
 from indexer.case_query import case_query_page, searches_as_case
-from indexer.cause_model import LearntCauses
+from indexer.cause_model import LearntCauses, first_of_each
 from indexer.documents import IndexDocument
 from indexer.more_like_this import LikeCase, more_like_this
 from indexer.query import FacetBucket, Filters, Hit, SearchQuery, SearchResult
@@ -508,21 +508,23 @@ class ElasticsearchBackend(EncoderOnDemand, LearntCauses):
         """case id -> text hash of every document that holds vectors of `model`."""
         return self._scan_hashes({"term": {"vector_model": model}})
 
-    def _scan_shown(self, fields: list[str]) -> list[dict]:
+    def _scan_shown(self, fields: list[str]) -> Iterator[dict]:
+        """The `fields` of every shown case, read a page at a time (none where there is no index)."""
         try:
-            return [hit["_source"] for hit in helpers.scan(self.client, index=self.alias, query={"query": SHOWN},
-                                                           _source=fields, size=2_000)]
+            for hit in helpers.scan(self.client, index=self.alias, query={"query": SHOWN}, _source=fields, size=2_000):
+                yield hit["_source"]
         except NotFoundError:
-            return []
+            return
 
     def cause_state(self) -> int:
         """A hash of every shown case's text hash and cause (indexer/cause_model.py retrains on a change)."""
         return hash(frozenset((s["case_id"], s["text_hash"], s.get("cause", ""))
                               for s in self._scan_shown(["case_id", "text_hash", "cause"])))
 
-    def labelled_texts(self) -> list[tuple[str, str]]:
-        """(masked text, cause) of every case search shows that has a cause."""
-        return [(s["text"], s["cause"]) for s in self._scan_shown(["text", "cause"]) if s.get("cause")]
+    def labelled_texts(self, per_cause: int) -> list[tuple[str, str]]:
+        """(masked text, cause) of the cases search shows that have a cause, the first `per_cause` of each."""
+        shown = self._scan_shown(["text", "cause"])
+        return first_of_each(((source["text"], source.get("cause", "")) for source in shown), per_cause)
 
     def stored_texts(self, case_ids: list[int]) -> dict[int, tuple[str, str]]:
         """case id -> (title, masked text) as indexed."""

@@ -24,7 +24,7 @@ import tantivy
 from indexer.backend_common import (CAUSE_BOOST, FACET_SIZE, TITLE_BOOST, EncoderOnDemand,
                                     build_hit, distinctive_terms, facet_filters, no_result_suggestions)
 from indexer.case_query import case_query_page, searches_as_case
-from indexer.cause_model import LearntCauses
+from indexer.cause_model import LearntCauses, first_of_each
 from indexer.documents import IndexDocument
 from indexer.more_like_this import LikeCase, more_like_this
 from indexer.parallel_analysis import Analyser
@@ -530,15 +530,15 @@ class EmbeddedBackend(EncoderOnDemand, LearntCauses):
         """Changes on every commit and swap (indexer/cause_model.py retrains on a change)."""
         return self._searcher_and_state()[1]
 
-    def labelled_texts(self) -> list[tuple[str, str]]:
-        """(masked text, cause) of every case search shows that has a cause."""
+    def labelled_texts(self, per_cause: int) -> list[tuple[str, str]]:
+        """(masked text, cause) of the cases search shows that have a cause, the first `per_cause` of each."""
         searcher = self._searcher()
         if searcher is None or not searcher.num_docs:
             return []
         found = searcher.search(self._compose(tantivy.Query.all_query(), Filters()), limit=searcher.num_docs,
                                 count=False)
         docs = (searcher.doc(address).to_dict() for _score, address in found.hits)
-        return [(doc["text"][0].decode(), doc["cause"][0]) for doc in docs if doc["cause"][0]]
+        return first_of_each(((doc["text"][0].decode(), doc["cause"][0]) for doc in docs), per_cause)
 
     def stored_texts(self, case_ids: list[int]) -> dict[int, tuple[str, str]]:
         """case id -> (title, masked text) as indexed."""

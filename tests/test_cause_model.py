@@ -1,12 +1,14 @@
 """The library's cause model: likely causes of a case description, learnt from the indexed cases."""
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 
 from conftest import SHARED_DATA, short_demo_cases, write_jsonl
-from corpus.importer import import_file
 from casekb.evaluation import LOO_SOURCE, read_jsonl
-from indexer.cause_model import CauseModel, cause_names, cause_terms
+from corpus.importer import import_file
+from indexer.cause_model import CauseModel, cause_names, cause_terms, first_of_each
 from indexer.text import segmenter_for
 
 CAUSES = {"民间借贷纠纷": 15, "离婚纠纷": 15, "劳动争议": 15}
@@ -34,6 +36,12 @@ def test_a_model_learnt_from_demo_cases_names_the_cause_of_a_colloquial_descript
         assert set(likely) <= set(CAUSES) and sum(likely.values()) == pytest.approx(1, abs=0.01)
 
 
+def test_the_first_cases_of_each_cause_are_kept_in_order():
+    labelled = [("a1", "A"), ("b1", "B"), ("x", ""), ("a2", "A"), ("a3", "A"), ("b2", "B"), ("a4", "A")]
+    assert first_of_each(labelled, 2) == [("a1", "A"), ("b1", "B"), ("a2", "A"), ("b2", "B")]
+    assert first_of_each(iter(labelled), 9) == [pair for pair in labelled if pair[1]]
+
+
 def test_two_causes_are_told_apart_and_one_cause_gives_no_model(segmenter):
     rows = short_demo_cases({"民间借贷纠纷": 10, "离婚纠纷": 10}, 1500)
     terms, causes = [terms_of(segmenter, row["text"]) for row in rows], [row["cause"] for row in rows]
@@ -53,6 +61,8 @@ def test_a_backend_learns_the_causes_it_indexes_and_relearns_after_a_change(db, 
     likely = backend.cause_likelihoods(LOAN_DESCRIPTION)
     assert set(likely) <= {"民间借贷纠纷", "劳动争议"} and max(likely, key=likely.get) == "民间借贷纠纷"
     assert "离婚纠纷" not in backend.cause_likelihoods(DIVORCE_DESCRIPTION)
+    # it learns from at most so many cases of each cause
+    assert Counter(cause for _, cause in backend.labelled_texts(3)) == {"民间借贷纠纷": 3, "劳动争议": 3}
     import_file(db, settings, write_jsonl(tmp_path / "b.jsonl", short_demo_cases({"离婚纠纷": 10}, 1500)))
     indexer.drain()
     likely = backend.cause_likelihoods(DIVORCE_DESCRIPTION)
