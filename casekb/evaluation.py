@@ -25,7 +25,7 @@ import numpy as np
 from rich.table import Table
 from sklearn.model_selection import KFold, StratifiedKFold
 
-from indexer.cause_model import TEMPERATURE, CauseModel, cause_names, cause_terms
+from indexer.cause_model import TEMPERATURE, CauseModel, CauseScores, cause_names, cause_terms
 from indexer.documents import IndexDocument
 from indexer.embedded import SEMANTIC_DEPTH, EmbeddedBackend
 from indexer.embeddings import Encoder
@@ -136,11 +136,9 @@ class RankingBackend(EmbeddedBackend):
     #: set for leave-one-out (see CrossFittedCauses)
     cross_fitted_causes: CrossFittedCauses | None = None
 
-    def cause_likelihoods(self, text: str, temperature: float = TEMPERATURE) -> dict[str, float]:
+    def cause_scores(self, text: str) -> CauseScores | None:
         folds = self.cross_fitted_causes
-        if folds is not None and text in folds:
-            return folds.likelihoods(text, temperature)
-        return super().cause_likelihoods(text, temperature)
+        return folds.scores(text) if folds is not None and text in folds else super().cause_scores(text)
 
 
 class CrossFittedCauses:
@@ -172,9 +170,14 @@ class CrossFittedCauses:
     def __contains__(self, text: str) -> bool:
         return text in self.fold_of
 
-    def likelihoods(self, text: str, temperature: float = TEMPERATURE) -> dict[str, float]:
+    def scores(self, text: str) -> CauseScores | None:
+        """The scores of the model of the text's fold; None where that fold has no model."""
         model = self.models[self.fold_of[text]]
-        return model.likelihoods(cause_terms(self.segmenter, text), temperature) if model is not None else {}
+        return model.scores(cause_terms(self.segmenter, text)) if model is not None else None
+
+    def likelihoods(self, text: str, temperature: float = TEMPERATURE) -> dict[str, float]:
+        scores = self.scores(text)
+        return scores.likelihoods(temperature) if scores is not None else {}
 
 
 def build_backend(cases: Sequence[EvalCase], folder: Path, segmenter: Segmenter,

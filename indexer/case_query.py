@@ -58,8 +58,10 @@ def case_query_page(backend, query: SearchQuery) -> tuple[list[Hit], int, tuple[
     """One page of the cases most like the query's text, how many there are to page through, the
     semantic coverage (cases embedded, cases indexed) and the causes it likely has. The ranking depends
     only on the text and the filters, so pages never overlap."""
-    ranking = rank_like(backend, LikeCase(None, query.text), filters=query.filters)
+    # one read of the cause model: weighed by the reranker, and shown calibrated
+    scores = backend.cause_scores(query.text)
+    ranking = rank_like(backend, LikeCase(None, query.text), filters=query.filters,
+                        likely=scores.likelihoods() if scores is not None else {})
     coverage = ranking.first_stage.semantic_coverage or (backend.embedded_case_count(), backend.document_count())
-    # shown calibrated (the reranker weighs them at a flatter temperature)
-    likely = likely_causes(backend.cause_likelihoods(query.text, CALIBRATED_TEMPERATURE))
+    likely = likely_causes(scores.likelihoods(CALIBRATED_TEMPERATURE)) if scores is not None else ()
     return ranking.page((query.page - 1) * query.size, query.size), len(ranking.hits), coverage, likely

@@ -44,6 +44,21 @@ MAX_CASES_PER_CAUSE = 200
 
 
 @dataclass(frozen=True)
+class CauseScores:
+    """The model's decision value for each of its causes, for one text: read once, turned into
+    likelihoods at any temperature (the reranker's and the calibrated one)."""
+    causes: tuple[str, ...]
+    decision: np.ndarray
+
+    def likelihoods(self, temperature: float = TEMPERATURE) -> dict[str, float]:
+        """cause -> likelihood that the text has it (they sum to one over the model's causes; those
+        under FLOOR are left out)."""
+        weights = np.exp((self.decision - self.decision.max()) / temperature)
+        weights /= weights.sum()
+        return {cause: float(w) for cause, w in zip(self.causes, weights) if w >= FLOOR}
+
+
+@dataclass(frozen=True)
 class CauseModel:
     vectorizer: TfidfVectorizer
     classifier: LinearSVC
@@ -66,16 +81,17 @@ class CauseModel:
             classifier = LinearSVC(C=1.0, class_weight="balanced").fit(features, [c for _, c in labelled])
         return cls(vectorizer, classifier)
 
-    def likelihoods(self, terms: list[str], temperature: float = TEMPERATURE) -> dict[str, float]:
-        """cause -> likelihood that a case with these terms has it (they sum to one over the
-        model's causes; those under FLOOR are left out)."""
+    def scores(self, terms: list[str]) -> CauseScores:
+        """The decision value of each cause for a case with these terms."""
         decision = self.classifier.decision_function(self.vectorizer.transform([terms]))[0]
         classes = self.classifier.classes_
         if len(classes) == 2:  # a binary SVM gives one value: positive for the second class
             decision = np.array([-decision, decision]).ravel()
-        weights = np.exp((decision - decision.max()) / temperature)
-        weights /= weights.sum()
-        return {str(cause): float(w) for cause, w in zip(classes, weights) if w >= FLOOR}
+        return CauseScores(tuple(str(cause) for cause in classes), decision)
+
+    def likelihoods(self, terms: list[str], temperature: float = TEMPERATURE) -> dict[str, float]:
+        """cause -> likelihood that a case with these terms has it (CauseScores.likelihoods)."""
+        return self.scores(terms).likelihoods(temperature)
 
 
 def _as_given(terms: list[str]) -> list[str]:
@@ -131,7 +147,12 @@ class LearntCauses:
                     current = self._cause_model = (state, model)
         return current[1]
 
+    def cause_scores(self, text: str) -> CauseScores | None:
+        """The library's cause model's scores for a case with this text; None without a model."""
+        model = self.cause_model()
+        return model.scores(cause_terms(self.segmenter, text)) if model is not None else None
+
     def cause_likelihoods(self, text: str, temperature: float = TEMPERATURE) -> dict[str, float]:
         """cause -> likelihood that a case with this text has it, by the library's cause model."""
-        model = self.cause_model()
-        return model.likelihoods(cause_terms(self.segmenter, text), temperature) if model is not None else {}
+        scores = self.cause_scores(text)
+        return scores.likelihoods(temperature) if scores is not None else {}

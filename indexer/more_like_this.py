@@ -67,10 +67,12 @@ class LikeRanking:
 
 
 def rank_like(backend, case: LikeCase, exclude: tuple[int, ...] = (), filters: Filters = Filters(),
-              similarity: CaseSimilarity | None = None, depth: int = CANDIDATES) -> LikeRanking:
+              similarity: CaseSimilarity | None = None, depth: int = CANDIDATES,
+              likely: dict[str, float] | None = None) -> LikeRanking:
     """The first `depth` candidates for `case` (never the case itself nor those in `exclude`), reranked
     case to case. `similarity` defaults to one on the backend's encoder, where the backend has one and
-    has embedded cases."""
+    has embedded cases. `likely`: the case's cause likelihoods where the caller has them already
+    (else a case without a cause gets them from the backend's cause model)."""
     skip = tuple(i for i in (case.case_id, *exclude) if i is not None)
     if similarity is None and "semantic" in backend.modes() and backend.embedded_case_count():
         similarity = case_similarity(backend.encoder(), backend.segmenter)
@@ -79,8 +81,9 @@ def rank_like(backend, case: LikeCase, exclude: tuple[int, ...] = (), filters: F
     if vector is None or not found.hits:
         return LikeRanking(found, found.hits, CaseText(case.text, cause=case.cause))
     # a case without a cause (a pasted description) is judged by the causes it most likely has
-    likely = () if case.cause else tuple(backend.cause_likelihoods(case.text).items())
-    query = CaseText(case.text, cause=case.cause, likely_causes=likely)
+    if likely is None:
+        likely = {} if case.cause else backend.cause_likelihoods(case.text)
+    query = CaseText(case.text, cause=case.cause, likely_causes=tuple(likely.items()))
     texts = backend.stored_texts([hit.case_id for hit in found.hits])
     hits = [hit for hit in found.hits if hit.case_id in texts and hit.case_id not in skip]
     if not hits:

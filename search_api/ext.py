@@ -46,9 +46,9 @@ class CaseKB:
         while True:
             busy = False
             try:
-                if indexer.drain() or not causes_learnt:
-                    if learn_causes:
-                        self.backend.cause_model()
+                changed = indexer.drain()
+                if learn_causes and (changed or not causes_learnt):
+                    self.backend.cause_model()
                     causes_learnt = True
                 if self.backend.encoder_factory is not None:
                     busy = indexer.embed(self.backend.encoder(), limit=EMBED_CASES_PER_ROUND) > 0
