@@ -48,6 +48,8 @@ DISPLAY_FIELDS = ["case_id", "external_id", "title", "text", "category", "cause"
 #: Search shows a record that repeats an earlier one's text only through that one (see kb.duplicates).
 SHOWN = {"term": {"duplicate_of": 0}}
 VECTOR_FIELDS = ["text_hash", "vector_model", "passages"]
+#: Fields whose sums over the shown cases, with their count, tell that the cause model's cases changed.
+STATE_SUMS = ("case_id", "version", "text_hash")
 #: A stale write (an older row version) and deleting what is gone both leave the index as it should be.
 HARMLESS = {"index": {409}, "delete": {404}}
 
@@ -516,10 +518,16 @@ class ElasticsearchBackend(EncoderOnDemand, LearntCauses):
         except NotFoundError:
             return
 
-    def cause_state(self) -> int:
-        """A hash of every shown case's text hash and cause (indexer/cause_model.py retrains on a change)."""
-        return hash(frozenset((s["case_id"], s["text_hash"], s.get("cause", ""))
-                              for s in self._scan_shown(["case_id", "text_hash", "cause"])))
+    def cause_state(self) -> tuple[float, ...] | None:
+        """Changes whenever the shown cases' texts or causes may have (indexer/cause_model.py retrains
+        on a change): their count and the sums of their ids, row versions (a new cause or text is a new
+        version) and text hashes, summed by the cluster in one request instead of read case by case."""
+        sums = {name: {"sum": {"field": name}} for name in STATE_SUMS}
+        try:
+            found = self.client.search(index=self.alias, size=0, query=SHOWN, aggs=sums, track_total_hits=True)
+        except NotFoundError:
+            return None
+        return (found["hits"]["total"]["value"], *(found["aggregations"][name]["value"] for name in STATE_SUMS))
 
     def labelled_texts(self, per_cause: int) -> list[tuple[str, str]]:
         """(masked text, cause) of the cases search shows that have a cause, the first `per_cause` of each."""

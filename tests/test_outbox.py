@@ -6,6 +6,7 @@ import sys
 import textwrap
 import threading
 
+import numpy as np
 from sqlalchemy import func, select
 
 from conftest import case_row, write_jsonl
@@ -94,6 +95,30 @@ def test_an_idle_drain_leaves_the_index_as_it_was(db, indexer, backend, settings
     before = backend.cause_state()
     assert indexer.drain() == 0 and indexer.drain() == 0
     assert backend.cause_state() == before and total(backend) == 3
+
+
+def test_the_cause_state_follows_causes_and_texts_but_not_vectors(db, indexer, backend, settings, tmp_path):
+    """The cause model retrains when the cause state changes: after a new cause, text or deletion,
+    but not while cases are being embedded (each batch of vectors would cost a retraining)."""
+    import_file(db, settings, write_jsonl(tmp_path / "a.jsonl", [case_row(i) for i in range(3)]))
+    indexer.drain()
+    before = backend.cause_state()
+    vectors = {case_id: (np.full((1, 384), 0.05, "float32"), digest) for case_id, digest in backend.text_hashes().items()}
+    backend.store_vectors("test-model", 384, vectors, [])
+    assert backend.embedded_case_count() == 3 and backend.cause_state() == before
+    states = {before}
+    for change in ({"cause": "劳动争议"}, {"facts": "申请人称被申请人拖欠工资三个月，请求支付。"}):
+        with db.transaction() as session:
+            case = session.scalars(select(DisputeCase).where(DisputeCase.external_id == "t-1")).one()
+            for field, value in change.items():
+                setattr(case, field, value)
+        indexer.drain()
+        assert backend.cause_state() not in states
+        states.add(backend.cause_state())
+    with db.transaction() as session:
+        session.delete(session.scalars(select(DisputeCase).where(DisputeCase.external_id == "t-2")).one())
+    indexer.drain()
+    assert backend.cause_state() not in states and total(backend) == 2
 
 
 def test_deleting_a_case_removes_it_from_the_index(db, indexer, backend, settings, tmp_path):
