@@ -135,10 +135,18 @@ class RankingBackend(EmbeddedBackend):
 
     #: set for leave-one-out (see CrossFittedCauses)
     cross_fitted_causes: CrossFittedCauses | None = None
+    #: set for leave-one-out: a query case's text -> its id, which a case-description search leaves out
+    #: of its candidates (as for a description not in the library: the reranker's term weights and the
+    #: causes it covers first do not count the query case)
+    left_out: dict[str, int] = {}
 
     def cause_scores(self, text: str) -> CauseScores | None:
         folds = self.cross_fitted_causes
         return folds.scores(text) if folds is not None and text in folds else super().cause_scores(text)
+
+    def similar_candidates(self, case, depth: int, skip: tuple[int, ...], filters, vector=None):
+        own = self.left_out.get(case.text)
+        return super().similar_candidates(case, depth, (*skip, own) if own else skip, filters, vector)
 
 
 class CrossFittedCauses:
@@ -313,6 +321,7 @@ def evaluate(request: EvalRequest, work: Path, segmenter: Segmenter, encoder: En
     say(f"leave-one-out: {len(cases)} demo cases ({LOO_SOURCE})")
     backend = build_backend(cases, work / "leave-one-out", segmenter, encoder)
     backend.cross_fitted_causes = CrossFittedCauses(cases, segmenter)
+    backend.left_out = {_QUOTES.sub("", case.text): i for i, case in enumerate(cases, 1)}
     rankers = {mode: search_ranker(backend, mode, K + 1) for mode in modes}
     report["leave-one-out same cause"] = {mode: summarise(leave_one_out_scores(cases, rank))
                                           for mode, rank in rankers.items()}

@@ -60,8 +60,7 @@ def case_query_page(backend, query: SearchQuery) -> tuple[list[Hit], int, tuple[
     only on the text and the filters, so pages never overlap."""
     # one read of the cause model: weighed by the reranker, and shown calibrated
     scores = backend.cause_scores(query.text)
-    ranking = rank_like(backend, LikeCase(None, query.text), filters=query.filters,
-                        likely=scores.likelihoods() if scores is not None else {})
+    ranking = rank_like(backend, LikeCase(None, query.text), filters=query.filters, cause_scores=scores)
     coverage = ranking.first_stage.semantic_coverage or (backend.embedded_case_count(), backend.document_count())
     likely = likely_causes(scores.likelihoods(CALIBRATED_TEMPERATURE)) if scores is not None else ()
     return ranking.page((query.page - 1) * query.size, query.size), len(ranking.hits), coverage, likely

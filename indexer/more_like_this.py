@@ -8,7 +8,11 @@
    distinctive terms, title and the same cause. Only the case's own whole text is run through the
    model (then cached): a request costs one model run the first time, none after.
 
-The same two stages rank a whole case description searched for in hybrid mode (indexer/case_query.py).
+3. For a case without a cause (a pasted description), the first places go to the best case of each
+   cause it likely has (cover_likely_causes), so a mediator sees a precedent of every kind of dispute
+   the text may be before ten of the likeliest one.
+
+The same stages rank a whole case description searched for in hybrid mode (indexer/case_query.py).
 
 Without an embedding model, or before anything is embedded, the candidates' keyword order is the answer.
 """
@@ -21,6 +25,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from indexer.cause_model import CALIBRATED_TEMPERATURE, CauseScores
 from indexer.query import Filters, Hit, SearchResult
 from indexer.similarity import CaseSimilarity, CaseText
 from indexer.text import Segmenter
@@ -28,6 +33,11 @@ from indexer.text import Segmenter
 #: Candidates the first stage hands the reranker. On the dev halves of `casekb eval` (hybrid path), 300
 #: instead of 200 raised SCM triplet accuracy from 0.724 to 0.742 and left leave-one-out MRR@10 at 0.610.
 CANDIDATES = 300
+#: How much a cause not yet shown weighs against a candidate's relevance (min-max scaled to 0-1 over
+#: the candidates), times its calibrated likelihood. On the dev half of `casekb eval`'s leave-one-out,
+#: by the mean of MRR@10 and nDCG@10, 0.5-0.9 tie (0.634-0.636, against 0.630 without); the smaller
+#: of the best, which moves fewer cases: README "Measuring quality".
+COVER_WEIGHT = 0.7
 
 
 @dataclass(frozen=True)
@@ -66,13 +76,36 @@ class LikeRanking:
             self.case, CaseText(self.texts[hit.case_id][1], self.texts[hit.case_id][0]))) for hit in hits]
 
 
+def cover_likely_causes(hits: list[Hit], likelihoods: dict[str, float], weight: float = COVER_WEIGHT) -> list[Hit]:
+    """`hits` (best first) reordered so that the likely causes are each represented early: place by
+    place, the hit with the most (1 - weight) × relevance + weight × likelihood of its cause, where
+    relevance is its score scaled to 0-1 over the hits and a cause counts only until one of its hits
+    is placed (intent-aware diversification, as xQuAD). A cause the text surely has keeps the order
+    as it was; unsure between two, the best of each comes first."""
+    if len(hits) < 2 or not likelihoods:
+        return hits
+    scores = np.array([hit.score for hit in hits])
+    relevance = (scores - scores.min()) / max(float(scores.max() - scores.min()), 1e-12)
+    causes = [hit.cause for hit in hits]
+    bonus = weight * np.array([likelihoods.get(cause, 0.0) for cause in causes])
+    left = np.ones(len(hits), bool)
+    order = []
+    while bonus.any():
+        pick = int(np.argmax(np.where(left, (1 - weight) * relevance + bonus, -np.inf)))
+        order.append(pick)
+        left[pick] = False
+        bonus[[n for n, cause in enumerate(causes) if cause == causes[pick]]] = 0.0
+    order += [n for n in range(len(hits)) if left[n]]
+    return [hits[n] for n in order]
+
+
 def rank_like(backend, case: LikeCase, exclude: tuple[int, ...] = (), filters: Filters = Filters(),
               similarity: CaseSimilarity | None = None, depth: int = CANDIDATES,
-              likely: dict[str, float] | None = None) -> LikeRanking:
+              cause_scores: CauseScores | None = None) -> LikeRanking:
     """The first `depth` candidates for `case` (never the case itself nor those in `exclude`), reranked
     case to case. `similarity` defaults to one on the backend's encoder, where the backend has one and
-    has embedded cases. `likely`: the case's cause likelihoods where the caller has them already
-    (else a case without a cause gets them from the backend's cause model)."""
+    has embedded cases. `cause_scores`: the cause model's scores for the case's text where the caller
+    has them already (else a case without a cause gets them from the backend's cause model)."""
     skip = tuple(i for i in (case.case_id, *exclude) if i is not None)
     if similarity is None and "semantic" in backend.modes() and backend.embedded_case_count():
         similarity = case_similarity(backend.encoder(), backend.segmenter)
@@ -81,8 +114,11 @@ def rank_like(backend, case: LikeCase, exclude: tuple[int, ...] = (), filters: F
     if vector is None or not found.hits:
         return LikeRanking(found, found.hits, CaseText(case.text, cause=case.cause))
     # a case without a cause (a pasted description) is judged by the causes it most likely has
-    if likely is None:
-        likely = {} if case.cause else backend.cause_likelihoods(case.text)
+    if case.cause:
+        cause_scores = None
+    elif cause_scores is None:
+        cause_scores = backend.cause_scores(case.text)
+    likely = cause_scores.likelihoods() if cause_scores is not None else {}
     query = CaseText(case.text, cause=case.cause, likely_causes=tuple(likely.items()))
     texts = backend.stored_texts([hit.case_id for hit in found.hits])
     hits = [hit for hit in found.hits if hit.case_id in texts and hit.case_id not in skip]
@@ -93,6 +129,8 @@ def rank_like(backend, case: LikeCase, exclude: tuple[int, ...] = (), filters: F
     zero = np.zeros(similarity.encoder.dim, "float32")
     pool = similarity.pool(candidates, np.vstack([means.get(hit.case_id, zero) for hit in hits]))
     ranked = [dataclasses.replace(hits[n], score=score) for n, score in similarity.rank_similar(query, pool)]
+    if cause_scores is not None:
+        ranked = cover_likely_causes(ranked, cause_scores.likelihoods(CALIBRATED_TEMPERATURE))
     return LikeRanking(found, ranked, query, similarity, texts)
 
 

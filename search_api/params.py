@@ -99,7 +99,8 @@ class SearchText(BaseModel):
     """What a search looks for and how: the first search parameters."""
     q: str = Field("", max_length=MAX_QUERY_CHARS, description=(
         "Keywords or a colloquial description; quote a phrase to match it exactly. In hybrid mode a whole "
-        "case description (40 characters or more; with a quoted part, 200) finds the cases most like it."))
+        "case description (40 characters or more; with a quoted part, 200) finds the cases most like it, "
+        "the best case of each cause it likely has moved up."))
     mode: Literal[MODES] = Field("keyword", description=(
         "keyword, semantic (by meaning) or hybrid (both, fused). Default: hybrid where the embedding "
         "model is installed, else keyword."))

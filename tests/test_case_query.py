@@ -10,8 +10,8 @@ from indexer.api import Indexer, open_backend
 from indexer.case_query import CASE_TEXT_CHARS, MIN_LIKELIHOOD, PASTED_TEXT_CHARS, SHOWN_CAUSES, is_case_text
 from indexer.cause_model import CALIBRATED_TEMPERATURE
 from indexer.embeddings import Encoder
-from indexer.more_like_this import LikeCase, rank_like
-from indexer.query import Filters, SearchQuery
+from indexer.more_like_this import LikeCase, cover_likely_causes, rank_like
+from indexer.query import Filters, Hit, SearchQuery
 from indexer.similarity import load_element_table
 
 CAUSES = {"民间借贷纠纷": 8, "离婚纠纷": 8, "劳动争议": 6, "买卖合同纠纷": 4}
@@ -63,6 +63,26 @@ def test_case_text_is_told_by_its_length_and_its_quotes():
     assert not is_case_text("“借条” " + "借" * CASE_TEXT_CHARS)
     assert is_case_text("“借条” " + "借" * PASTED_TEXT_CHARS)
     assert len(loan_description()) >= PASTED_TEXT_CHARS
+
+
+def hits_of(*scored: tuple[str, float]) -> list[Hit]:
+    """Hits of these causes and scores, best first, numbered from 1."""
+    return [Hit(n, f"c-{n}", "", score, "", (), "", cause, "", "", None, False)
+            for n, (cause, score) in enumerate(scored, 1)]
+
+
+def test_the_best_case_of_each_likely_cause_comes_first():
+    hits = hits_of(("借贷", 3.0), ("借贷", 2.9), ("借贷", 2.8), ("离婚", 2.5), ("劳动", 2.4), ("离婚", 2.3), ("买卖", 1.0))
+    # unsure between loans and divorce: the best divorce case moves up to second place, the rest keep their order
+    order = [hit.case_id for hit in cover_likely_causes(hits, {"借贷": 0.55, "离婚": 0.45})]
+    assert order == [1, 4, 2, 3, 5, 6, 7]
+    # a cause the text surely has, or none known, leaves the order as it was
+    assert cover_likely_causes(hits, {"借贷": 0.99, "离婚": 0.01}) == hits
+    assert cover_likely_causes(hits, {}) == hits
+    # a likely cause among far worse cases still gets its best one in, and only that one
+    order = [hit.case_id for hit in cover_likely_causes(hits, {"借贷": 0.4, "买卖": 0.6})]
+    assert order == [1, 7, 2, 3, 4, 5, 6]
+    assert cover_likely_causes(hits[:1], {"离婚": 1.0}) == hits[:1]
 
 
 def test_a_case_description_is_ranked_like_a_case_and_says_why(library):
