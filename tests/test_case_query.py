@@ -16,17 +16,22 @@ from indexer.similarity import load_element_table
 
 CAUSES = {"民间借贷纠纷": 8, "离婚纠纷": 8, "劳动争议": 6, "买卖合同纠纷": 4}
 LOAN = "民间借贷纠纷"
+DIVORCE = "离婚纠纷"
 
 
 def corpus() -> list[dict]:
     return short_demo_cases(CAUSES, 700)
 
 
-def loan_description() -> str:
-    """The text of a loan case that is not in the library, as a mediator would paste it."""
-    unindexed = short_demo_cases({LOAN: CAUSES[LOAN] + 1}, 700)[-1]
+def description(cause: str = LOAN) -> str:
+    """The text of a case of that cause that is not in the library, as a mediator would paste it."""
+    unindexed = short_demo_cases({cause: CAUSES[cause] + 1}, 700)[-1]
     assert unindexed["id"] not in {row["id"] for row in corpus()}
     return unindexed["text"]
+
+
+def loan_description() -> str:
+    return description(LOAN)
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +114,15 @@ def test_a_case_description_names_the_causes_it_likely_has(library):
     assert likelihoods == sorted(likelihoods, reverse=True) and min(likelihoods) >= MIN_LIKELIHOOD
     assert len(likely) <= SHOWN_CAUSES and {cause.cause for cause in likely} <= set(CAUSES)
     assert search(library, "朋友借钱 不还 打了欠条", facets=()).likely_causes == ()  # typed words: searched as before
+
+
+def test_a_description_of_two_disputes_shows_a_case_of_each_first(library):
+    """Mostly a loan, with a few lines of a divorce: ranked by similarity alone, the first divorce case
+    comes fifth; as one of the likely causes, its best case comes second."""
+    result = search(library, description(LOAN)[:600] + description(DIVORCE)[:60], size=5, facets=())
+    likely = {cause.cause: cause.likelihood for cause in result.likely_causes}
+    assert likely[LOAN] > likely[DIVORCE] >= 0.2
+    assert [hit.cause for hit in result.hits[:2]] == [LOAN, DIVORCE]
 
 
 def test_pages_of_a_case_description_never_overlap(library):
