@@ -29,8 +29,9 @@ from indexer.expansions import legal_terms_for
 from indexer.text import Segmenter, normalise
 
 #: Softmax temperature over the SVM's decision values for the reranker (chosen on the dev half of
-#: leave-one-out): a flatter spread than calibrated, which ranks better there.
-TEMPERATURE = 0.2
+#: leave-one-out, together with the weight of covering the likely causes: README "Measuring
+#: quality"): a flatter spread than calibrated, which ranks better there.
+TEMPERATURE = 0.15
 #: The temperature at which the likelihoods are calibrated, for showing them to people: it minimises
 #: the log loss of the cross-fitted models on the demo's CJRC cases, where the likeliest cause has on
 #: average a likelihood of 0.56 and is right for 56.5 % of the cases.
