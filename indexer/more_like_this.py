@@ -8,9 +8,9 @@
    distinctive terms, title and the same cause. Only the case's own whole text is run through the
    model (then cached): a request costs one model run the first time, none after.
 
-3. For a case without a cause (a pasted description), the first places go to the best case of each
-   cause it likely has (cover_likely_causes), so a mediator sees a precedent of every kind of dispute
-   the text may be before ten of the likeliest one.
+3. For a case without a cause (a pasted description), the best case of each cause it likely has
+   moves up (cover_likely_causes), so the first places show a precedent of each kind of dispute the
+   text may be, not ten of the likeliest one. The hits keep the reranker's scores.
 
 The same stages rank a whole case description searched for in hybrid mode (indexer/case_query.py).
 
