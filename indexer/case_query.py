@@ -15,7 +15,6 @@ the reranker weighs too), so a mediator sees what kind of dispute it reads as an
 """
 from __future__ import annotations
 
-from indexer.cause_model import CALIBRATED_TEMPERATURE
 from indexer.more_like_this import LikeCase, rank_like
 from indexer.query import Hit, LikelyCause, SearchQuery
 from indexer.text import has_quoted_part
@@ -30,9 +29,6 @@ from indexer.text import has_quoted_part
 CASE_TEXT_CHARS = 40
 #: From this length a quoted part is part of a pasted text, not an exact-wording request.
 PASTED_TEXT_CHARS = 200
-#: At most this many likely causes are named, each at least MIN_LIKELIHOOD likely (calibrated).
-SHOWN_CAUSES = 3
-MIN_LIKELIHOOD = 0.1
 
 
 def is_case_text(text: str) -> bool:
@@ -47,12 +43,6 @@ def searches_as_case(backend, query: SearchQuery) -> bool:
     return query.mode == "hybrid" and "hybrid" in backend.modes() and is_case_text(query.text)
 
 
-def likely_causes(likelihoods: dict[str, float]) -> tuple[LikelyCause, ...]:
-    """The SHOWN_CAUSES likeliest causes at or above MIN_LIKELIHOOD, likeliest first."""
-    ranked = sorted(likelihoods.items(), key=lambda item: (-item[1], item[0]))
-    return tuple(LikelyCause(cause, round(p, 3)) for cause, p in ranked[:SHOWN_CAUSES] if p >= MIN_LIKELIHOOD)
-
-
 def case_query_page(backend, query: SearchQuery) -> tuple[list[Hit], int, tuple[int, int] | None,
                                                           tuple[LikelyCause, ...]]:
     """One page of the cases most like the query's text, how many there are to page through, the
@@ -62,5 +52,5 @@ def case_query_page(backend, query: SearchQuery) -> tuple[list[Hit], int, tuple[
     scores = backend.cause_scores(query.text)
     ranking = rank_like(backend, LikeCase(None, query.text), filters=query.filters, cause_scores=scores)
     coverage = ranking.first_stage.semantic_coverage or (backend.embedded_case_count(), backend.document_count())
-    likely = likely_causes(scores.likelihoods(CALIBRATED_TEMPERATURE)) if scores is not None else ()
+    likely = tuple(LikelyCause(cause, round(p, 3)) for cause, p in scores.likeliest()) if scores is not None else ()
     return ranking.page((query.page - 1) * query.size, query.size), len(ranking.hits), coverage, likely

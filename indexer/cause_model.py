@@ -38,6 +38,10 @@ TEMPERATURE = 0.15
 CALIBRATED_TEMPERATURE = 0.07
 #: Likelihoods below this are left out: they move no ranking.
 FLOOR = 1e-3
+#: The causes named to people, whose best cases also move up (indexer/more_like_this.py): at most
+#: SHOWN_CAUSES, each at least MIN_LIKELIHOOD likely (calibrated).
+SHOWN_CAUSES = 3
+MIN_LIKELIHOOD = 0.1
 #: The most cases of one cause the library's model learns from (the first the index yields): more
 #: than any cause of the demo but 离婚纠纷 has, and a bound on the time and memory that learning a
 #: large library takes (it happens in the server's background after every change).
@@ -57,6 +61,11 @@ class CauseScores:
         weights = np.exp((self.decision - self.decision.max()) / temperature)
         weights /= weights.sum()
         return {cause: float(w) for cause, w in zip(self.causes, weights) if w >= FLOOR}
+
+    def likeliest(self) -> list[tuple[str, float]]:
+        """The SHOWN_CAUSES likeliest causes at or above MIN_LIKELIHOOD, calibrated, likeliest first."""
+        ranked = sorted(self.likelihoods(CALIBRATED_TEMPERATURE).items(), key=lambda item: (-item[1], item[0]))
+        return [(cause, p) for cause, p in ranked[:SHOWN_CAUSES] if p >= MIN_LIKELIHOOD]
 
 
 @dataclass(frozen=True)

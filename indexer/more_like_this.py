@@ -8,9 +8,10 @@
    distinctive terms, title and the same cause. Only the case's own whole text is run through the
    model (then cached): a request costs one model run the first time, none after.
 
-3. For a case without a cause (a pasted description), the best case of each cause it likely has
-   moves up (cover_likely_causes), so the first places show a precedent of each kind of dispute the
-   text may be, not ten of the likeliest one. The hits keep the reranker's scores.
+3. For a case without a cause (a pasted description), the best case of each cause it likely has (the
+   causes named to the user: CauseScores.likeliest) moves up (cover_likely_causes), so the first places
+   show a precedent of each kind of dispute the text may be, not ten of the likeliest one. The hits
+   keep the reranker's scores.
 
 The same stages rank a whole case description searched for in hybrid mode (indexer/case_query.py).
 
@@ -25,7 +26,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from indexer.cause_model import CALIBRATED_TEMPERATURE, CauseScores
+from indexer.cause_model import CauseScores
 from indexer.query import Filters, Hit, SearchResult
 from indexer.similarity import CaseSimilarity, CaseText
 from indexer.text import Segmenter
@@ -33,10 +34,9 @@ from indexer.text import Segmenter
 #: Candidates the first stage hands the reranker. On the dev halves of `casekb eval` (hybrid path), 300
 #: instead of 200 raised SCM triplet accuracy from 0.724 to 0.742 and left leave-one-out MRR@10 at 0.610.
 CANDIDATES = 300
-#: How much a cause not yet shown weighs against a candidate's relevance (min-max scaled to 0-1 over
-#: the candidates), times its calibrated likelihood. Chosen with the reranker's cause temperature on
-#: the dev half of `casekb eval`'s leave-one-out, by the mean of MRR@10 and nDCG@10 (0.639, against
-#: 0.630 with neither), among the points that lower none of P@10, MRR@10, nDCG@10: README "Measuring quality".
+#: How much a likely cause not yet shown weighs against a candidate's relevance (min-max scaled to 0-1
+#: over the candidates), times its calibrated likelihood. Chosen with the reranker's cause temperature
+#: on the dev half of `casekb eval`'s leave-one-out (README "Measuring quality").
 COVER_WEIGHT = 0.8
 
 
@@ -130,7 +130,7 @@ def rank_like(backend, case: LikeCase, exclude: tuple[int, ...] = (), filters: F
     pool = similarity.pool(candidates, np.vstack([means.get(hit.case_id, zero) for hit in hits]))
     ranked = [dataclasses.replace(hits[n], score=score) for n, score in similarity.rank_similar(query, pool)]
     if cause_scores is not None:
-        ranked = cover_likely_causes(ranked, cause_scores.likelihoods(CALIBRATED_TEMPERATURE))
+        ranked = cover_likely_causes(ranked, dict(cause_scores.likeliest()))
     return LikeRanking(found, ranked, query, similarity, texts)
 
 

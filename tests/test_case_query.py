@@ -7,8 +7,8 @@ import pytest
 from conftest import SEARCH_BACKENDS, backend_settings, short_demo_cases, write_jsonl
 from corpus.importer import import_file
 from indexer.api import Indexer, open_backend
-from indexer.case_query import CASE_TEXT_CHARS, MIN_LIKELIHOOD, PASTED_TEXT_CHARS, SHOWN_CAUSES, is_case_text
-from indexer.cause_model import CALIBRATED_TEMPERATURE
+from indexer.case_query import CASE_TEXT_CHARS, PASTED_TEXT_CHARS, is_case_text
+from indexer.cause_model import CALIBRATED_TEMPERATURE, MIN_LIKELIHOOD, SHOWN_CAUSES
 from indexer.embeddings import Encoder
 from indexer.more_like_this import LikeCase, cover_likely_causes, rank_like
 from indexer.query import Filters, Hit, SearchQuery

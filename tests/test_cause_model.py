@@ -3,12 +3,14 @@ from __future__ import annotations
 
 from collections import Counter
 
+import numpy as np
 import pytest
 
 from conftest import SHARED_DATA, short_demo_cases, write_jsonl
 from casekb.evaluation import LOO_SOURCE, read_jsonl
 from corpus.importer import import_file
-from indexer.cause_model import CauseModel, cause_names, cause_terms, first_of_each
+from indexer.cause_model import (CALIBRATED_TEMPERATURE, MIN_LIKELIHOOD, CauseModel, CauseScores, cause_names,
+                                 cause_terms, first_of_each)
 from indexer.text import segmenter_for
 
 CAUSES = {"民间借贷纠纷": 15, "离婚纠纷": 15, "劳动争议": 15}
@@ -88,3 +90,13 @@ def test_the_names_of_the_causes_teach_the_rare_ones(segmenter):
     names = cause_names(segmenter, causes)
     assert set(names) == set(causes) and names["民间借贷纠纷"] == segmenter.terms("民间借贷纠纷")
     assert named_right(CauseModel.train(terms, causes, names)) > named_right(CauseModel.train(terms, causes))
+
+
+def test_the_causes_named_are_the_three_likeliest_of_at_least_a_tenth():
+    scores = CauseScores(("借贷", "离婚", "劳动", "买卖", "继承"), np.array([1.0, 0.99, 0.98, 0.97, 0.0]))
+    calibrated = scores.likelihoods(CALIBRATED_TEMPERATURE)
+    assert calibrated["买卖"] >= MIN_LIKELIHOOD  # likely too, but fourth
+    assert [cause for cause, _ in scores.likeliest()] == ["借贷", "离婚", "劳动"]
+    assert all(p == calibrated[cause] >= MIN_LIKELIHOOD for cause, p in scores.likeliest())
+    sure = CauseScores(("借贷", "离婚", "劳动"), np.array([1.0, 0.5, 0.4]))
+    assert sure.likeliest() == [("借贷", pytest.approx(1.0, abs=1e-3))] and len(sure.likelihoods()) == 3
