@@ -25,7 +25,7 @@ import numpy as np
 from rich.table import Table
 from sklearn.model_selection import KFold, StratifiedKFold
 
-from indexer.cause_model import TEMPERATURE, CauseModel, CauseScores, cause_names, cause_terms
+from indexer.cause_model import CauseModel, CauseScores, cause_names, cause_terms
 from indexer.documents import IndexDocument
 from indexer.embedded import SEMANTIC_DEPTH, EmbeddedBackend
 from indexer.embeddings import Encoder
@@ -182,10 +182,6 @@ class CrossFittedCauses:
         """The scores of the model of the text's fold; None where that fold has no model."""
         model = self.models[self.fold_of[text]]
         return model.scores(cause_terms(self.segmenter, text)) if model is not None else None
-
-    def likelihoods(self, text: str, temperature: float = TEMPERATURE) -> dict[str, float]:
-        scores = self.scores(text)
-        return scores.likelihoods(temperature) if scores is not None else {}
 
 
 def build_backend(cases: Sequence[EvalCase], folder: Path, segmenter: Segmenter,

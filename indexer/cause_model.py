@@ -99,10 +99,6 @@ class CauseModel:
             decision = np.array([-decision, decision]).ravel()
         return CauseScores(tuple(str(cause) for cause in classes), decision)
 
-    def likelihoods(self, terms: list[str], temperature: float = TEMPERATURE) -> dict[str, float]:
-        """cause -> likelihood that a case with these terms has it (CauseScores.likelihoods)."""
-        return self.scores(terms).likelihoods(temperature)
-
 
 def _as_given(terms: list[str]) -> list[str]:
     """The vectorizer's analyser: terms come segmented already (a named function, so a model pickles)."""
@@ -161,8 +157,3 @@ class LearntCauses:
         """The library's cause model's scores for a case with this text; None without a model."""
         model = self.cause_model()
         return model.scores(cause_terms(self.segmenter, text)) if model is not None else None
-
-    def cause_likelihoods(self, text: str, temperature: float = TEMPERATURE) -> dict[str, float]:
-        """cause -> likelihood that a case with this text has it, by the library's cause model."""
-        scores = self.cause_scores(text)
-        return scores.likelihoods(temperature) if scores is not None else {}

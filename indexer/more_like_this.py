@@ -86,7 +86,7 @@ def cover_likely_causes(hits: list[Hit], likelihoods: dict[str, float], weight: 
         return hits
     scores = np.array([hit.score for hit in hits])
     relevance = (scores - scores.min()) / max(float(scores.max() - scores.min()), 1e-12)
-    causes = [hit.cause for hit in hits]
+    causes = np.array([hit.cause for hit in hits], object)
     bonus = weight * np.array([likelihoods.get(cause, 0.0) for cause in causes])
     left = np.ones(len(hits), bool)
     order = []
@@ -94,7 +94,7 @@ def cover_likely_causes(hits: list[Hit], likelihoods: dict[str, float], weight: 
         pick = int(np.argmax(np.where(left, (1 - weight) * relevance + bonus, -np.inf)))
         order.append(pick)
         left[pick] = False
-        bonus[[n for n, cause in enumerate(causes) if cause == causes[pick]]] = 0.0
+        bonus[causes == causes[pick]] = 0.0
     order += [n for n in range(len(hits)) if left[n]]
     return [hits[n] for n in order]
 

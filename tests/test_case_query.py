@@ -108,8 +108,8 @@ def test_a_case_description_names_the_causes_it_likely_has(library):
     likely = search(library, loan_description(), size=3, facets=()).likely_causes
     assert likely and likely[0].cause == LOAN
     # shown calibrated, not at the reranker's flatter temperature
-    calibrated = library.cause_likelihoods(loan_description(), CALIBRATED_TEMPERATURE)
-    assert likely[0].likelihood == round(calibrated[LOAN], 3) != round(library.cause_likelihoods(loan_description())[LOAN], 3)
+    calibrated = library.cause_scores(loan_description()).likelihoods(CALIBRATED_TEMPERATURE)
+    assert likely[0].likelihood == round(calibrated[LOAN], 3) != round(library.cause_scores(loan_description()).likelihoods()[LOAN], 3)
     likelihoods = [cause.likelihood for cause in likely]
     assert likelihoods == sorted(likelihoods, reverse=True) and min(likelihoods) >= MIN_LIKELIHOOD
     assert len(likely) <= SHOWN_CAUSES and {cause.cause for cause in likely} <= set(CAUSES)

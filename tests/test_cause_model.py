@@ -33,7 +33,7 @@ def test_a_model_learnt_from_demo_cases_names_the_cause_of_a_colloquial_descript
     model = CauseModel.train([terms_of(segmenter, row["text"]) for row in rows], [row["cause"] for row in rows])
     for text, cause in ((LOAN_DESCRIPTION, "民间借贷纠纷"), (DIVORCE_DESCRIPTION, "离婚纠纷"),
                         (WAGES_DESCRIPTION, "劳动争议")):
-        likely = model.likelihoods(terms_of(segmenter, text))
+        likely = model.scores(terms_of(segmenter, text)).likelihoods()
         assert max(likely, key=likely.get) == cause
         assert set(likely) <= set(CAUSES) and sum(likely.values()) == pytest.approx(1, abs=0.01)
 
@@ -47,7 +47,7 @@ def test_the_first_cases_of_each_cause_are_kept_in_order():
 def test_two_causes_are_told_apart_and_one_cause_gives_no_model(segmenter):
     rows = short_demo_cases({"民间借贷纠纷": 10, "离婚纠纷": 10}, 1500)
     terms, causes = [terms_of(segmenter, row["text"]) for row in rows], [row["cause"] for row in rows]
-    likely = CauseModel.train(terms, causes).likelihoods(terms_of(segmenter, DIVORCE_DESCRIPTION))
+    likely = CauseModel.train(terms, causes).scores(terms_of(segmenter, DIVORCE_DESCRIPTION)).likelihoods()
     assert max(likely, key=likely.get) == "离婚纠纷"
     loans = [t for t, c in zip(terms, causes) if c == "民间借贷纠纷"]
     assert CauseModel.train(loans, ["民间借贷纠纷"] * len(loans)) is None  # nothing to tell apart
@@ -56,18 +56,18 @@ def test_two_causes_are_told_apart_and_one_cause_gives_no_model(segmenter):
 
 def test_a_backend_learns_the_causes_it_indexes_and_relearns_after_a_change(db, indexer, backend, settings,
                                                                            tmp_path):
-    assert backend.cause_likelihoods(LOAN_DESCRIPTION) == {}  # nothing indexed
+    assert backend.cause_scores(LOAN_DESCRIPTION) is None  # nothing indexed
     rows = short_demo_cases({"民间借贷纠纷": 10, "劳动争议": 10}, 1500)
     import_file(db, settings, write_jsonl(tmp_path / "a.jsonl", rows))
     indexer.drain()
-    likely = backend.cause_likelihoods(LOAN_DESCRIPTION)
+    likely = backend.cause_scores(LOAN_DESCRIPTION).likelihoods()
     assert set(likely) <= {"民间借贷纠纷", "劳动争议"} and max(likely, key=likely.get) == "民间借贷纠纷"
-    assert "离婚纠纷" not in backend.cause_likelihoods(DIVORCE_DESCRIPTION)
+    assert "离婚纠纷" not in backend.cause_scores(DIVORCE_DESCRIPTION).likelihoods()
     # it learns from at most so many cases of each cause
     assert Counter(cause for _, cause in backend.labelled_texts(3)) == {"民间借贷纠纷": 3, "劳动争议": 3}
     import_file(db, settings, write_jsonl(tmp_path / "b.jsonl", short_demo_cases({"离婚纠纷": 10}, 1500)))
     indexer.drain()
-    likely = backend.cause_likelihoods(DIVORCE_DESCRIPTION)
+    likely = backend.cause_scores(DIVORCE_DESCRIPTION).likelihoods()
     assert max(likely, key=likely.get) == "离婚纠纷"
 
 
@@ -85,7 +85,7 @@ def test_the_names_of_the_causes_teach_the_rare_ones(segmenter):
 
     def named_right(model: CauseModel) -> int:
         return sum(max(likely, key=likely.get) == cause for likely, cause in
-                   ((model.likelihoods(question), cause) for question, cause in asked))
+                   ((model.scores(question).likelihoods(), cause) for question, cause in asked))
 
     names = cause_names(segmenter, causes)
     assert set(names) == set(causes) and names["民间借贷纠纷"] == segmenter.terms("民间借贷纠纷")

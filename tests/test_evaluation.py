@@ -123,7 +123,7 @@ def test_leave_one_out_judges_each_case_by_a_cause_model_that_never_saw_it():
     cases = [EvalCase(row["id"], row["text"], row["cause"], row["cause"]) for row in rows]
     folds = CrossFittedCauses(cases, segmenter_for(SHARED_DATA / "legal_terms.txt"))
     only = next(case for case in cases if case.cause == "劳动争议")
-    assert only.text in folds and "劳动争议" not in folds.likelihoods(only.text)
+    assert only.text in folds and "劳动争议" not in folds.scores(only.text).likelihoods()
     loan = next(case for case in cases if case.cause == "民间借贷纠纷")
-    likely = folds.likelihoods(loan.text)
+    likely = folds.scores(loan.text).likelihoods()
     assert max(likely, key=likely.get) == "民间借贷纠纷"
