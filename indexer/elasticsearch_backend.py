@@ -339,10 +339,10 @@ class ElasticsearchBackend(EncoderOnDemand, LearntCauses):
                     hits, total, coverage = self._fused_page(parsed, query, needles)
                 facets = self._filtered_set_facets(query) if query.facets else {}
         except NotFoundError:
-            return SearchResult([], 0, {}, 0.0, needles, also_searched=parsed.expansions)
+            return SearchResult([], 0, {}, 0.0, needles, also_searched=parsed.expansion_words)
         found_none = [] if total else no_result_suggestions(parsed, query.filters, self.segmenter, self._count)
         took = (time.perf_counter() - started) * 1000
-        return SearchResult(hits, total, facets, took, needles, found_none, coverage, parsed.expansions, likely)
+        return SearchResult(hits, total, facets, took, needles, found_none, coverage, parsed.expansion_words, likely)
 
     def _keyword_page(self, parsed: ParsedQuery, query: SearchQuery, needles):
         request = self._request(parsed, query)

@@ -345,7 +345,7 @@ class EmbeddedBackend(EncoderOnDemand, LearntCauses):
         parsed = parse_query(query.text, self.segmenter)
         searcher, state = self._searcher_and_state()
         if searcher is None:
-            return SearchResult([], 0, {}, 0.0, parsed.highlight_terms(), also_searched=parsed.expansions)
+            return SearchResult([], 0, {}, 0.0, parsed.highlight_terms(), also_searched=parsed.expansion_words)
         text_query = self._text_query(parsed)
         needles = parsed.highlight_terms()
         coverage = None
@@ -365,7 +365,7 @@ class EmbeddedBackend(EncoderOnDemand, LearntCauses):
                 lambda: self._facets(searcher, tantivy.Query.all_query(), query)).items()}
         suggestions = self._suggestions(searcher, parsed, query.filters) if not total else []
         took = (time.perf_counter() - started) * 1000
-        return SearchResult(hits, total, facets, took, needles, suggestions, coverage, parsed.expansions, likely)
+        return SearchResult(hits, total, facets, took, needles, suggestions, coverage, parsed.expansion_words, likely)
 
     def _keyword_page(self, searcher, parsed, text_query, query: SearchQuery, needles) -> tuple[list[Hit], int]:
         order = {}

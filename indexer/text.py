@@ -218,6 +218,9 @@ class ParsedQuery:
     phrases: tuple[str, ...]
     #: the terms colloquial expansion added to `terms` (also searched; see indexer/expansions.py)
     expansions: tuple[str, ...] = ()
+    #: the legal wordings those terms come from, as people read them (劳动报酬, not its search-mode
+    #: pieces 劳动 报酬 劳动报): what the user is told was also searched
+    expansion_words: tuple[str, ...] = ()
 
     @property
     def is_empty(self) -> bool:
@@ -243,8 +246,10 @@ def parse_query(text: str, segmenter: Segmenter) -> ParsedQuery:
             phrases.append(phrase)
     rest = _QUOTED.sub(" ", norm)
     terms = tuple(dict.fromkeys(segmenter.terms(rest)))
-    expansions = ()
+    expansions, words = (), ()
     if len(rest.strip()) <= EXPANDED_QUERY_CHARS:
-        legal = segmenter.terms(" ".join(legal_terms_for(rest)))
-        expansions = tuple(term for term in dict.fromkeys(legal) if term not in terms)
-    return ParsedQuery(text=text, terms=terms + expansions, phrases=tuple(phrases), expansions=expansions)
+        pieces = {word: segmenter.terms(word) for word in legal_terms_for(rest)}
+        expansions = tuple(term for term in dict.fromkeys(sum(pieces.values(), [])) if term not in terms)
+        words = tuple(word for word, its in pieces.items() if set(its) & set(expansions))
+    return ParsedQuery(text=text, terms=terms + expansions, phrases=tuple(phrases), expansions=expansions,
+                       expansion_words=words)

@@ -71,6 +71,14 @@ def test_colloquial_wording_adds_the_case_files_terms(segmenter):
     assert parse_query(case_text, segmenter).expansions == ()  # a pasted case text already says it
 
 
+def test_the_user_is_told_the_legal_wordings_searched_not_their_pieces(segmenter):
+    parsed = parse_query("老板一直拖欠工资", segmenter)
+    assert parsed.expansion_words == ("劳动报酬", "用人单位", "雇主")
+    assert {"劳动报酬", "报酬", "用人单位"} <= set(parsed.expansions)  # searched as documents are indexed
+    assert set(parsed.expansions) - set(parsed.expansion_words)  # pieces like 劳动报 are searched, not shown
+    assert parse_query("老板 用人单位 雇主 劳动报酬", segmenter).expansion_words == ()  # said already
+
+
 def test_expansion_table_is_written_as_normalised_searchable_text(segmenter):
     table = load_table()
     assert len(table) > 30

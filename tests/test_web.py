@@ -302,6 +302,7 @@ def test_colloquial_search_says_what_else_it_searched(client):
     assert body["total"] == 2 and {h["cause"] for h in body["hits"]} == {"民间借贷纠纷"}
     page = client.get("/?q=借钱不还").get_data(as_text=True)
     assert "同时检索了：" in page and "<mark>借款</mark>" in page
+    assert search(client, q="老板拖欠工资")["also_searched"] == ["劳动报酬", "用人单位", "雇主"]  # words, not pieces
 
 
 def test_search_page_escapes_case_text(client):
