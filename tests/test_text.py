@@ -66,6 +66,8 @@ def test_colloquial_wording_adds_the_case_files_terms(segmenter):
     own = parsed.terms[:len(parsed.terms) - len(parsed.expansions)]
     assert parsed.terms[len(own):] == parsed.expansions and not set(own) & set(parsed.expansions)
     assert "借款" in parsed.highlight_terms()
+    for lent in ("去年借给邻居五万块钱", "朋友向我借了五万块"):  # lending said in everyday words
+        assert {"借款", "借贷"} <= set(parse_query(lent, segmenter).expansion_words)
     assert parse_query('"借钱不还"', segmenter).expansions == ()  # quoted: exactly these characters
     case_text = "原告向被告借钱五万元，被告出具欠条，约定一年内还清，到期后被告一直不还，原告多次催讨未果，" * 2
     assert parse_query(case_text, segmenter).expansions == ()  # a pasted case text already says it
