@@ -45,6 +45,11 @@ SUCCESS = "成功"
 UNRESOLVED = ("不成功", "终止")
 UNTRACKED = "untracked"
 DIRECT = "（本级）"
+#: what people read for the codes stored as a row's kind (where unsuccessful cases went, kinds of parties
+#: and of learning material); a kind not listed (materials take any) is shown as stored
+KIND_LABELS = {"court": "诉讼", "arbitration": "仲裁", "petition": "信访", "administrative": "行政处理",
+               "other": "其他", UNTRACKED: "未跟踪", "person": "自然人", "organisation": "单位",
+               "law": "法律法规", "guide": "工作指引", "training-note": "培训笔记", "case-analysis": "案例评析"}
 
 # Open cases are few: this index makes the overdue count a short range scan.
 Index("ix_dispute_cases_closed_received", DisputeCase.closed_on, DisputeCase.received_on)
@@ -451,6 +456,8 @@ def _label(tree: _Tree, dim: str, value, parent: int | None) -> str:
         return "（未填）"
     if dim == "organisation":
         return DIRECT + tree.name(value) if value == parent else tree.name(value)
+    if dim == "kind":
+        return KIND_LABELS.get(value, str(value))
     return str(value)
 
 

@@ -19,7 +19,7 @@ from corpus.synthetic_records import generate
 from kb.filters import Filters
 from kb.models import (DisputeCase, ExemplarMark, LearningMaterial, Mediator, Organisation, Party, QualityReview,
                        UnsuccessfulCaseTracking)
-from kb.statistics import (LINKED_DATABASES, case_measures, linked_counts, organisation_structure, percentile,
+from kb.statistics import (KIND_LABELS, LINKED_DATABASES, case_measures, linked_counts, organisation_structure, percentile,
                            refresh_if_stale, refresh_summary, summary_is_current)
 from logins import add_user_with_token, use_token
 from search_api.app import create_app
@@ -359,6 +359,7 @@ def test_linked_database_api(library, settings):
     body = client.get("/api/v1/stats/databases/unsuccessful_cases?by=kind&category=医疗").get_json()
     expected = Counter(r["kind"] for r in _plain_linked(library, "unsuccessful_cases") if r["category"] == "医疗")
     assert {row["key"][0]: row["rows"] for row in body["rows"]} == expected
+    assert all(not row["label"][0].isascii() for row in body["rows"])  # 诉讼, 仲裁 …: codes stay in "key"
     materials = client.get("/api/v1/stats/databases/learning_materials?by=category").get_json()
     assert {row["key"][0]: row["rows"] for row in materials["rows"]} == {"医疗": 2, "邻里": 2}
     assert client.get("/api/v1/stats/databases/learning_materials?by=colour").status_code == 400
@@ -471,8 +472,8 @@ def test_database_slices_api_exports_and_links(library, settings):
     response = client.get("/api/v1/stats/databases/parties.csv?by=category&by=kind")
     table = list(csv.DictReader(io.StringIO(response.get_data(as_text=True).lstrip("\ufeff"))))
     assert response.mimetype == "text/csv" and sum(int(row["rows"]) for row in table) == len(parties)
-    assert {(row["category"], row["kind"]): int(row["rows"]) for row in table} == dict(
-        Counter((r["category"], r["kind"]) for r in parties))
+    assert {(row["category"], row["kind"]): int(row["rows"]) for row in table} == dict(  # labelled as on the page
+        Counter((r["category"], KIND_LABELS[r["kind"]]) for r in parties))
 
     response = client.get("/api/v1/stats/databases/organisations.xlsx?by=level")
     sheet = load_workbook(io.BytesIO(response.data)).active
