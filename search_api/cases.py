@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 from indexer.masking import mask_personal_data, masked_name
 from indexer.query import SearchResult
 from kb.models import DisputeCase, Party
+from kb.statistics import KIND_LABELS
 
 
 class ExemplarNote(BaseModel):
@@ -29,6 +30,17 @@ class PartyDetail(BaseModel):
     id_number: str | None = None
     phone: str | None = None
     address: str | None = None
+
+
+class Referral(BaseModel):
+    """Where an unsuccessful case went next (the unsuccessful-case database) and what became of it there."""
+    destination: str
+    #: the destination as people read it (诉讼, 仲裁 …)
+    destination_label: str
+    referred_on: dt.date | None
+    later_result: str | None
+    #: invented by a demo generator, not a real record
+    synthetic: bool
 
 
 class CaseDetail(BaseModel):
@@ -53,6 +65,8 @@ class CaseDetail(BaseModel):
     agreement_terms: str | None
     exemplar: ExemplarNote | None
     parties: list[PartyDetail]
+    #: set for an unsuccessful case whose referral is tracked
+    referral: Referral | None = None
     #: true only for the case's own organisation subtree's mediators and admins
     personal_data_shown: bool
     #: fields a demo generator invented, so nobody takes them for a real record
@@ -93,12 +107,22 @@ def case_detail(case: DisputeCase, viewer=None) -> CaseDetail:
         agreed_amount=float(case.agreed_amount) if case.agreed_amount is not None else None,
         performance=mask(case.performance), facts=mask(case.facts), process=mask(case.process),
         agreement_terms=mask(case.agreement_terms), exemplar=exemplar,
-        parties=[_party(p, reveal) for p in case.parties], personal_data_shown=reveal,
+        parties=[_party(p, reveal) for p in case.parties], referral=_referral(case, mask), personal_data_shown=reveal,
         synthetic_fields=case.synthetic_fields or [])
 
 
+def _referral(case: DisputeCase, mask) -> Referral | None:
+    tracking = case.tracking
+    if tracking is None:
+        return None
+    return Referral(destination=tracking.destination,
+                    destination_label=KIND_LABELS.get(tracking.destination, tracking.destination),
+                    referred_on=tracking.referred_on, later_result=mask(tracking.later_result),
+                    synthetic=tracking.synthetic)
+
+
 CASE_OPTIONS = (selectinload(DisputeCase.parties), joinedload(DisputeCase.organisation),
-                joinedload(DisputeCase.exemplar))
+                joinedload(DisputeCase.exemplar), joinedload(DisputeCase.tracking))
 
 
 def load_case(session: Session, case_id: int, viewer=None) -> CaseDetail | None:

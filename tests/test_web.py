@@ -14,7 +14,7 @@ from logins import add_user_with_token, use_token
 from casekb.config import PROJECT_ROOT, Settings, load_settings
 from indexer.api import Indexer, open_backend
 from kb.db import Database, migrate
-from kb.models import DisputeCase, ExemplarMark, Organisation, Party
+from kb.models import DisputeCase, ExemplarMark, Organisation, Party, UnsuccessfulCaseTracking
 from search_api.app import create_app
 from search_api.params import MAX_QUERY_CHARS
 
@@ -41,7 +41,9 @@ CASES = [
          exemplar=dict(note="调解员对李建国释法析理，促成分期还款。", techniques=["释法析理", "分期履行"])),
     dict(title="朋友之间借款不还", category="合同", cause="民间借贷纠纷", region="瓯海区", organisation_id=3,
          outcome="不成功", received_on=dt.date(2023, 11, 20), agreed_amount=20000,
-         facts="双方系朋友，被申请人向申请人借款2万元并出具借条，后以资金困难为由拒不还款。"),
+         facts="双方系朋友，被申请人向申请人借款2万元并出具借条，后以资金困难为由拒不还款。",
+         tracking=dict(destination="court", referred_on=dt.date(2023, 12, 5),
+                       later_result="申请人已起诉，法院审理中（联系电话13600002222）")),
     dict(title="离婚后子女抚养费纠纷", category="婚姻家庭", cause="离婚纠纷", region="瓯海区", organisation_id=3,
          outcome="成功", received_on=dt.date(2024, 1, 10), agreed_amount=36000,
          facts=f"申请人陈美玲（手机{PHONES[2]}）称，双方协议离婚，婚生子随其生活，男方每月支付抚养费1500元，后停止支付抚养费。",
@@ -69,10 +71,12 @@ def _add_cases(db: Database, rows: list[dict]) -> list[int]:
         for i, row in enumerate(rows):
             row = dict(row)
             parties = [Party(kind="person", **p) for p in row.pop("parties", [])]
-            exemplar = row.pop("exemplar", None)
+            exemplar, tracking = row.pop("exemplar", None), row.pop("tracking", None)
             case = DisputeCase(external_id=f"web-{time.monotonic_ns()}-{i}", parties=parties, **row)
             if exemplar:
                 case.exemplar = ExemplarMark(curator="培训科", **exemplar)
+            if tracking:
+                case.tracking = UnsuccessfulCaseTracking(**tracking)
             cases.append(case)
         session.add_all(cases)
         session.flush()
@@ -274,7 +278,18 @@ def test_case_api_masks_personal_data(client, library):
     assert case["organisation"] == "鹿城区人民调解委员会"
     assert case["agreed_amount"] == 50000 and case["received_on"] == "2024-03-05"
     assert case["exemplar"] == {"note": "调解员对李某释法析理，促成分期还款。", "techniques": ["释法析理", "分期履行"],
-                                "curator": "培训科"}
+                                "curator": "培训科"} and case["referral"] is None
+
+
+def test_an_unsuccessful_case_says_where_it_went(client, library):
+    response = client.get(f"/api/v1/cases/{library[1][1]}")
+    assert "13600002222" not in response.get_data(as_text=True)
+    assert response.get_json()["referral"] == {
+        "destination": "court", "destination_label": "诉讼", "referred_on": "2023-12-05",
+        "later_result": "申请人已起诉，法院审理中（联系电话[电话]）", "synthetic": False}
+    page = client.get(f"/cases/{library[1][1]}").get_data(as_text=True)
+    assert "13600002222" not in page
+    assert "后续去向" in page and "诉讼（2023-12-05 转出）：申请人已起诉，法院审理中" in page
 
 
 def test_case_page_is_masked_and_lists_similar_cases(client, library):
