@@ -250,6 +250,7 @@ def parse_query(text: str, segmenter: Segmenter) -> ParsedQuery:
     if len(rest.strip()) <= EXPANDED_QUERY_CHARS:
         pieces = {word: segmenter.terms(word) for word in legal_terms_for(rest)}
         expansions = tuple(term for term in dict.fromkeys(sum(pieces.values(), [])) if term not in terms)
-        words = tuple(word for word, its in pieces.items() if set(its) & set(expansions))
+        added = set(expansions)
+        words = tuple(word for word, its in pieces.items() if added.intersection(its))
     return ParsedQuery(text=text, terms=terms + expansions, phrases=tuple(phrases), expansions=expansions,
                        expansion_words=words)

@@ -51,6 +51,11 @@ KIND_LABELS = {"court": "诉讼", "arbitration": "仲裁", "petition": "信访",
                "other": "其他", UNTRACKED: "未跟踪", "person": "自然人", "organisation": "单位",
                "law": "法律法规", "guide": "工作指引", "training-note": "培训笔记", "case-analysis": "案例评析"}
 
+
+def kind_label(kind: str) -> str:
+    """What people read for a stored kind (KIND_LABELS), else the kind as stored."""
+    return KIND_LABELS.get(kind, str(kind))
+
 # Open cases are few: this index makes the overdue count a short range scan.
 Index("ix_dispute_cases_closed_received", DisputeCase.closed_on, DisputeCase.received_on)
 #: every case column the raw-row measures read, so day ranges and causes never touch the wide case rows
@@ -457,7 +462,7 @@ def _label(tree: _Tree, dim: str, value, parent: int | None) -> str:
     if dim == "organisation":
         return DIRECT + tree.name(value) if value == parent else tree.name(value)
     if dim == "kind":
-        return KIND_LABELS.get(value, str(value))
+        return kind_label(value)
     return str(value)
 
 

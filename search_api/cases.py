@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 from indexer.masking import mask_personal_data, masked_name
 from indexer.query import SearchResult
 from kb.models import DisputeCase, Party
-from kb.statistics import KIND_LABELS
+from kb.statistics import kind_label
 
 
 class ExemplarNote(BaseModel):
@@ -116,7 +116,7 @@ def _referral(case: DisputeCase, mask) -> Referral | None:
     if tracking is None:
         return None
     return Referral(destination=tracking.destination,
-                    destination_label=KIND_LABELS.get(tracking.destination, tracking.destination),
+                    destination_label=kind_label(tracking.destination),
                     referred_on=tracking.referred_on, later_result=mask(tracking.later_result),
                     synthetic=tracking.synthetic)
 
