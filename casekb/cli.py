@@ -293,11 +293,13 @@ def worker(ctx: Context) -> None:
               help="Also time rank_bm25 and SQLite FTS5.")
 @click.option("--semantic/--no-semantic", default=True, show_default=True,
               help="Also time semantic and hybrid search (with a model installed).")
+@click.option("--descriptions", default=40, show_default=True, type=click.IntRange(min=0),
+              help="Case descriptions (40+ characters) timed in hybrid mode, one client; 0: none.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Where results.json, report.md and the plots go (default bench/results in the checkout).")
 @pass_context
 def bench(ctx: Context, size, queries, concurrency, elasticsearch, embed_sample, slow_queries, reuse, comparators,
-          semantic, out) -> None:
+          semantic, descriptions, out) -> None:
     """Benchmark on a generated corpus under $CASEKB_HOME/bench/SIZE: build speed, memory, query latency of
     casekb against rank_bm25, SQLite FTS5, Elasticsearch and the raw engines."""
     from casekb.benchmark.figures import add_ratios, targets
@@ -307,9 +309,9 @@ def bench(ctx: Context, size, queries, concurrency, elasticsearch, embed_sample,
 
     options = BenchOptions(size=size, queries=queries, concurrency=concurrency, elasticsearch=elasticsearch,
                            embed_sample=embed_sample, slow_queries=slow_queries, reuse=reuse,
-                           comparators=comparators, semantic=semantic)
+                           comparators=comparators, semantic=semantic, descriptions=descriptions)
     command = (f"casekb bench --size {size} --queries {queries} --concurrency {concurrency} "
-               f"--embed-sample {embed_sample} --slow-queries {slow_queries}" + ("" if elasticsearch else " --no-es")
+               f"--embed-sample {embed_sample} --slow-queries {slow_queries} --descriptions {descriptions}" + ("" if elasticsearch else " --no-es")
                + (" --reuse" if reuse else "") + ("" if comparators else " --no-comparators")
                + ("" if semantic else " --no-semantic"))
     out = out or PROJECT_ROOT / "bench" / "results"

@@ -11,7 +11,7 @@ from casekb.cli import main
 ENGINES = {("casekb", "keyword"), ("casekb", "semantic"), ("casekb", "hybrid"), ("tantivy (raw)", "keyword"),
            ("tantivy (raw, top 10)", "keyword"),
            ("faiss (raw)", "semantic"), ("rank_bm25", "keyword"), ("sqlite fts5", "keyword"),
-           ("elasticsearch", "keyword")}
+           ("elasticsearch", "keyword"), ("casekb (case description)", "hybrid")}
 
 
 def test_corpus_is_deterministic_and_realistic(tmp_path, settings):
@@ -29,7 +29,8 @@ def test_bench_smoke(tmp_path, monkeypatch, model_dir):
     monkeypatch.setenv("CASEKB_EMBEDDING_MODEL", str(model_dir))
     out = tmp_path / "results"
     result = CliRunner().invoke(main, ["--home", str(tmp_path / "home"), "bench", "--size", "2000", "--queries", "50",
-                                       "--embed-sample", "2", "--slow-queries", "20", "--out", str(out)])
+                                       "--embed-sample", "2", "--slow-queries", "20", "--descriptions", "6",
+                                       "--out", str(out)])
     assert result.exit_code == 0, result.output
     report = json.loads((out / "results.json").read_text())["runs"]["2000"]
     timed = {(row["engine"], row["mode"]) for row in report["latency"]}
@@ -38,6 +39,8 @@ def test_bench_smoke(tmp_path, monkeypatch, model_dir):
         assert row["p50_ms"] > 0 and row["qps"] > 0, row
     assert {(r["filtered"], r["clients"]) for r in report["latency"] if r["engine"] == "casekb"} == {
         (False, 1), (True, 1), (False, 8), (True, 8)}
+    described = [r for r in report["latency"] if r["engine"] == "casekb (case description)"]
+    assert {(r["filtered"], r["clients"], r["queries"]) for r in described} == {(False, 1, 6), (True, 1, 6)}
     build = report["build"]
     for phase in ("import", "index", "vectors", "embedding", "elasticsearch"):
         assert build[phase]["cases"] > 0 and build[phase]["peak_rss_mb"] > 0, phase
@@ -56,7 +59,7 @@ def test_bench_smoke(tmp_path, monkeypatch, model_dir):
 
     again = CliRunner().invoke(main, ["--home", str(tmp_path / "home"), "bench", "--size", "2000", "--queries", "20",
                                       "--reuse", "--no-comparators", "--no-es", "--embed-sample", "1",
-                                      "--out", str(out)])
+                                      "--descriptions", "0", "--out", str(out)])
     assert again.exit_code == 0, again.output
     reused = json.loads((out / "results.json").read_text())["runs"]["2000"]
     assert reused["build"]["reused"] and reused["build"]["import"] == build["import"]
@@ -65,6 +68,23 @@ def test_bench_smoke(tmp_path, monkeypatch, model_dir):
     assert {(row["engine"], row["mode"]) for row in reused["latency"]} == {
         ("casekb", "keyword"), ("tantivy (raw)", "keyword"), ("tantivy (raw, top 10)", "keyword"),
         ("faiss (raw)", "semantic"), ("casekb", "semantic"), ("casekb", "hybrid")}
+
+
+def test_descriptions_are_searched_as_cases(tmp_path, settings):
+    from casekb.benchmark.queries import PASTED_MAX, PASTED_MIN, sample_descriptions
+    from indexer.case_query import is_case_text
+
+    texts = [row["text"] for row in read_cases(generate_corpus(settings.demo_cases, 200, tmp_path / "corpus"))]
+    descriptions = sample_descriptions(texts, 30)
+    assert descriptions == sample_descriptions(texts, 30)
+    assert [d.kind for d in descriptions] == ["pasted", "described"] * 15
+    assert all(is_case_text(d.text) for d in descriptions)
+    for pasted in descriptions[::2]:
+        assert any(text.startswith(pasted.text) for text in texts)
+        assert PASTED_MIN <= len(pasted.text) <= PASTED_MAX
+        # cut at a sentence end, else at PASTED_MAX, or a whole text shorter than that
+        assert pasted.text[-1] in "。！？!?；;" or len(pasted.text) == PASTED_MAX or pasted.text in texts
+    assert len({d.text for d in descriptions[1::2]}) == 12  # every colloquial description is used
 
 
 def test_bench_reuse_needs_a_built_library(tmp_path):

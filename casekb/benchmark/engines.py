@@ -26,6 +26,8 @@ Search = Callable[[int, bool], object]
 RAW_TANTIVY = "tantivy (raw)"
 #: tantivy's bare top 10 (with a count and the stored documents), no facets
 RAW_TANTIVY_TOP = "tantivy (raw, top 10)"
+#: casekb's hybrid search of case descriptions (searched as a case: indexer/case_query.py)
+CASE_DESCRIPTION = "casekb (case description)"
 
 
 @dataclass(frozen=True)
@@ -39,12 +41,13 @@ class Engine:
     max_queries: int | None = None
 
 
-def casekb_engine(backend, queries: list[BenchQuery], mode: str, name: str = "casekb") -> Engine:
+def casekb_engine(backend, queries: list[BenchQuery], mode: str, name: str = "casekb", **timing) -> Engine:
+    """`timing`: Engine's concurrent and max_queries."""
     def search(number: int, filtered: bool):
         query = queries[number]
         return backend.search(SearchQuery(text=query.text, mode=mode,
                                           filters=query.filters() if filtered else Filters()))
-    return Engine(name, mode, search)
+    return Engine(name, mode, search, **timing)
 
 
 def raw_tantivy_engines(backend: EmbeddedBackend, queries: list[BenchQuery], parsed: list[ParsedQuery]) -> list[Engine]:

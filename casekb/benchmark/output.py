@@ -13,6 +13,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from casekb.benchmark.derived_vectors import __doc__ as VECTORS_NOTE  # noqa: E402
+from casekb.benchmark.engines import CASE_DESCRIPTION  # noqa: E402
 
 LATENCY_COLUMNS = ("engine", "mode", "filter", "clients", "p50 ms", "p95 ms", "p99 ms", "q/s", "ratio")
 
@@ -120,13 +121,20 @@ def write_outputs(result: dict, out: Path, command: str) -> dict[str, Path]:
 
 def _engines_note(result: dict) -> str:
     wanted = result["options"]["queries"]
-    capped = sorted({f"{r['engine']} ({r['queries']})" for r in result["latency"] if r["queries"] < wanted})
+    capped = sorted({f"{r['engine']} ({r['queries']})" for r in result["latency"]
+                     if r["queries"] < wanted and r["engine"] != CASE_DESCRIPTION})
     note = ("Every engine gets the same queries (half cut from case texts, half colloquial) and the same filters "
             "(one category and received since 2021-01-01); rank_bm25 and SQLite FTS5 search casekb's own jieba terms "
             "of the same masked texts. rank_bm25 runs one client only (pure Python under the GIL). ")
     if capped:
         note += (f"Slow engines got only the first queries: {', '.join(capped)}; their ratio uses casekb's p50 "
                  "on those. ")
+    described = next((r["queries"] for r in result["latency"] if r["engine"] == CASE_DESCRIPTION), 0)
+    if described:
+        note += (f"{CASE_DESCRIPTION}: {described} hybrid searches of at least 40 characters, which casekb answers "
+                 "as a case (candidates by distinctive terms and by meaning, reranked case to case with the cause "
+                 "model), half openings of case texts cut at a sentence end (200-400 characters), half disputes "
+                 "told in everyday words; one client. ")
     server = result["build"].get("elasticsearch", {}).get("server", "")
     if server.startswith("noida"):
         note += ("Elasticsearch here is noida-db, an Elasticsearch-API emulator serving one request at a time: its "

@@ -1,4 +1,6 @@
-"""The benchmark's query set: half phrases cut from case texts, half short colloquial queries."""
+"""The benchmark's query sets: keyword queries (half phrases cut from case texts, half short colloquial
+queries) and case descriptions (half openings of case texts, half a dispute told in everyday words),
+which hybrid search answers as a case (indexer/case_query.py)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -17,16 +19,35 @@ COLLOQUIAL = (
     "分家 遗产", "退 定金", "合伙 生意 散伙", "租房 提前 退租", "社保 没交", "欠钱 跑路", "借条 写错 日期",
     "狗 咬人", "婚前 房产 加名",
 )
+#: What a mediator types when describing the dispute in front of them, at least CASE_TEXT_CHARS characters each.
+DESCRIPTIONS = (
+    "楼上邻居家卫生间漏水，把我家天花板泡坏了，找他们修了好几次一直拖着不管，现在墙皮都掉了",
+    "朋友前年向我借了五万块钱，当时打了借条说一年还，现在到期了一直推脱不还，电话也不接",
+    "在工地干了大半年活，包工头拖欠工资三万多，说开发商没给钱，我们十几个工人都没拿到",
+    "老公要跟我离婚，孩子才五岁我想自己带，婚后一起买的房子还有贷款没还完，不知道房子怎么分",
+    "骑电动车上班路上被一辆小轿车撞了，腿骨折住院一个月，对方保险公司只肯赔医药费不赔误工费",
+    "父亲去世后留下一套老房子和一些存款，没有立遗嘱，大哥一直住着不让我们几个兄弟姐妹分",
+    "母亲在县医院做了胆囊手术，出院后伤口感染又住院半个月，花了好几万，医院说不是他们的责任",
+    "租的房子合同还有一年才到期，房东突然要收回去卖掉，押金和预付的三个月房租都不肯退给我",
+    "邻居去年盖新房把围墙砌到了我家宅基地上，占了半米多宽，村委会调解过一次他也不肯拆",
+    "在厂里上班时右手被机器压伤了，老板一直没给我们交社保，现在不肯出医药费也不给算工伤",
+    "订婚时按老家风俗给了女方十八万彩礼和三金，后来女方反悔不结婚了，她家只肯退一半彩礼",
+    "我们兄弟三个，母亲七十多岁了身体不好常住院，两个哥哥都不肯出赡养费，全靠我一个人照顾",
+)
 #: Filtered runs restrict each query to one of these categories (in turn) and to cases since this day.
 FILTER_CATEGORIES = ("婚姻家庭", "合同", "劳动争议", "损害赔偿")
 FILTER_SINCE = dt.date(2021, 1, 1)
 _CLAUSES = re.compile(r"[，。；：,;:！？!?\s]")
+_SENTENCE_END = re.compile(r"[。！？!?；;]")
+#: A pasted description is the opening of a case text cut at a sentence end from this many characters on,
+#: at most PASTED_MAX characters (at PASTED_MAX when no sentence ends between).
+PASTED_MIN, PASTED_MAX = 200, 400
 
 
 @dataclass(frozen=True)
 class BenchQuery:
     text: str
-    kind: str  # "cut" from a case text or "colloquial"
+    kind: str  # "cut" from a case text or "colloquial"; descriptions: "pasted" or "described"
     #: the category of the filtered run
     category: str
 
@@ -49,4 +70,22 @@ def sample_queries(texts: list[str], count: int, seed: int = 7) -> list[BenchQue
         length = rng.randint(4, 16)
         start = rng.randrange(0, max(1, len(clause) - length))
         queries.append(BenchQuery(clause[start:start + length], "cut", category))
+    return queries
+
+
+def sample_descriptions(texts: list[str], count: int, seed: int = 7) -> list[BenchQuery]:
+    """`count` case descriptions with a fixed seed: even ones "pasted", the opening of one of `texts` cut
+    at a sentence end (PASTED_MIN-PASTED_MAX characters, from the texts at least PASTED_MIN long), odd
+    ones "described" (DESCRIPTIONS in turn)."""
+    rng = random.Random(seed)
+    texts = [text for text in texts if len(text) >= PASTED_MIN]
+    queries = []
+    for number in range(count):
+        category = FILTER_CATEGORIES[number % len(FILTER_CATEGORIES)]
+        if number % 2 or not texts:
+            queries.append(BenchQuery(DESCRIPTIONS[(number // 2) % len(DESCRIPTIONS)], "described", category))
+            continue
+        text = rng.choice(texts)
+        end = next((m.end() for m in _SENTENCE_END.finditer(text, PASTED_MIN) if m.end() <= PASTED_MAX), PASTED_MAX)
+        queries.append(BenchQuery(text[:end], "pasted", category))
     return queries

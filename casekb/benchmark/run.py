@@ -22,7 +22,7 @@ from casekb.benchmark.corpus import generate_corpus, read_cases
 from casekb.benchmark.derived_vectors import build_vectors
 from casekb.benchmark.es_server import elasticsearch_url
 from casekb.benchmark.latency import measure
-from casekb.benchmark.queries import sample_queries
+from casekb.benchmark.queries import sample_descriptions, sample_queries
 from casekb.config import Settings
 from indexer.api import encoder_factory, open_backend
 from indexer.semantic import SEMANTIC_DEPTH
@@ -54,6 +54,8 @@ class BenchOptions:
     reuse: bool = False
     comparators: bool = True
     semantic: bool = True
+    #: case descriptions searched in hybrid mode (answered as a case: indexer/case_query.py), one client
+    descriptions: int = 40
 
 
 def bench_settings(settings: Settings, size: int) -> Settings:
@@ -147,13 +149,13 @@ def run_benchmark(settings: Settings, options: BenchOptions, echo: Echo = print,
               "build": _reused(library, echo) if options.reuse else _build(library, options, files, echo),
               "latency": []}
     backend = open_backend(library)
-    queries = sample_queries([row["text"] for row in read_cases(files, QUERY_SOURCE_CASES)], options.queries,
-                             options.seed)
+    source_texts = [row["text"] for row in read_cases(files, QUERY_SOURCE_CASES)]
+    queries = sample_queries(source_texts, options.queries, options.seed)
     parsed = [parse_query(query.text, backend.segmenter) for query in queries]
 
-    def time_engines(group: list[engines.Engine]) -> None:
-        echo(f"timing {', '.join(e.name + ' ' + e.mode for e in group)} on {len(queries)} queries")
-        result["latency"] += _time_matrix(group, len(queries), options.concurrency, echo)
+    def time_engines(group: list[engines.Engine], count: int = len(queries)) -> None:
+        echo(f"timing {', '.join(e.name + ' ' + e.mode for e in group)} on {count} queries")
+        result["latency"] += _time_matrix(group, count, options.concurrency, echo)
         result["build"]["query_phase_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         result["seconds"] = time.perf_counter() - started
         result["machine"]["load_average_at_end"] = os.getloadavg()[0]
@@ -186,6 +188,11 @@ def run_benchmark(settings: Settings, options: BenchOptions, echo: Echo = print,
     echo(f"vector search recall against exact search: {result['build']['vectors']['recall']}")
     time_engines([engines.raw_faiss_engine(backend, queries, vectors),
                   *(engines.casekb_engine(backend, queries, mode) for mode in ("semantic", "hybrid"))])
+    if options.descriptions:
+        descriptions = sample_descriptions(source_texts, options.descriptions, options.seed)
+        # Two candidate searches and a case-to-case rerank per query: one client, so p50 is what one mediator waits.
+        time_engines([engines.casekb_engine(backend, descriptions, "hybrid", engines.CASE_DESCRIPTION, concurrent=False,
+                                            max_queries=len(descriptions))], len(descriptions))
     result["finished"] = True
     return result
 
