@@ -60,17 +60,13 @@ def sample_queries(texts: list[str], count: int, seed: int = 7) -> list[BenchQue
     odd ones colloquial (the list in turn, so all of it is used)."""
     rng = random.Random(seed)
     clauses = [c for text in texts for c in _CLAUSES.split(text) if len(c) >= 6]
-    queries = []
-    for number in range(count):
-        category = FILTER_CATEGORIES[number % len(FILTER_CATEGORIES)]
-        if number % 2 or not clauses:
-            queries.append(BenchQuery(COLLOQUIAL[(number // 2) % len(COLLOQUIAL)], "colloquial", category))
-            continue
+
+    def cut() -> str:
         clause = rng.choice(clauses)
         length = rng.randint(4, 16)
         start = rng.randrange(0, max(1, len(clause) - length))
-        queries.append(BenchQuery(clause[start:start + length], "cut", category))
-    return queries
+        return clause[start:start + length]
+    return _alternating(count, (cut, "cut") if clauses else None, COLLOQUIAL, "colloquial")
 
 
 def sample_descriptions(texts: list[str], count: int, seed: int = 7) -> list[BenchQuery]:
@@ -79,13 +75,22 @@ def sample_descriptions(texts: list[str], count: int, seed: int = 7) -> list[Ben
     ones "described" (DESCRIPTIONS in turn)."""
     rng = random.Random(seed)
     texts = [text for text in texts if len(text) >= PASTED_MIN]
+
+    def opening() -> str:
+        text = rng.choice(texts)
+        return text[:next((m.end() for m in _SENTENCE_END.finditer(text, PASTED_MIN) if m.end() <= PASTED_MAX),
+                          PASTED_MAX)]
+    return _alternating(count, (opening, "pasted") if texts else None, DESCRIPTIONS, "described")
+
+
+def _alternating(count: int, cut, fixed: tuple[str, ...], fixed_kind: str) -> list[BenchQuery]:
+    """Even queries from `cut` (a function and its kind; None: none to cut), odd ones from `fixed` in turn;
+    the filtered run's category in turn."""
     queries = []
     for number in range(count):
         category = FILTER_CATEGORIES[number % len(FILTER_CATEGORIES)]
-        if number % 2 or not texts:
-            queries.append(BenchQuery(DESCRIPTIONS[(number // 2) % len(DESCRIPTIONS)], "described", category))
-            continue
-        text = rng.choice(texts)
-        end = next((m.end() for m in _SENTENCE_END.finditer(text, PASTED_MIN) if m.end() <= PASTED_MAX), PASTED_MAX)
-        queries.append(BenchQuery(text[:end], "pasted", category))
+        if number % 2 or cut is None:
+            queries.append(BenchQuery(fixed[(number // 2) % len(fixed)], fixed_kind, category))
+        else:
+            queries.append(BenchQuery(cut[0](), cut[1], category))
     return queries
