@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from click.testing import CliRunner
 
 from casekb.benchmark.corpus import generate_corpus, read_cases
@@ -91,6 +92,14 @@ def test_bench_reuse_needs_a_built_library(tmp_path):
     result = CliRunner().invoke(main, ["--home", str(tmp_path / "home"), "bench", "--size", "200", "--reuse",
                                        "--no-es", "--out", str(tmp_path / "results")])
     assert result.exit_code == 2 and "nothing to reuse" in result.output
+
+
+@pytest.mark.parametrize("value", ["-1", "many"])
+def test_bench_refuses_a_bad_description_count(tmp_path, value):
+    result = CliRunner().invoke(main, ["--home", str(tmp_path / "home"), "bench", "--size", "200", "--no-es",
+                                       "--descriptions", value, "--out", str(tmp_path / "results")])
+    assert result.exit_code == 2 and "--descriptions" in result.output
+    assert not (tmp_path / "results").exists() and not (tmp_path / "home").exists()
 
 
 def test_derived_vectors_are_the_same_in_any_chunk_size(tmp_path, settings, model_dir):
