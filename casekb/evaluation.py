@@ -124,11 +124,11 @@ class CachedQueries:
 
 
 class RankingBackend(EmbeddedBackend):
-    """The embedded backend with hits cut down to what a ranking needs: snippets of whole-case
-    queries take most of an eval's time and change no order."""
+    """The embedded backend with hits cut down to what a ranking needs, whatever `display` asks:
+    snippets of whole-case queries take most of an eval's time and change no order."""
 
     @staticmethod
-    def _hit(stored: dict, score: float, needles, passage=None) -> Hit:
+    def _hit(stored: dict, score: float, needles, passage=None, display: bool = True) -> Hit:
         return Hit(stored["case_id"][0], stored["external_id"][0], "", float(score), "", (),
                    stored["category"][0], stored["cause"][0], "", "", None, False)
 
@@ -144,9 +144,9 @@ class RankingBackend(EmbeddedBackend):
         folds = self.cross_fitted_causes
         return folds.scores(text) if folds is not None and text in folds else super().cause_scores(text)
 
-    def similar_candidates(self, case, depth: int, skip: tuple[int, ...], filters, vector=None):
+    def similar_candidates(self, case, depth: int, skip: tuple[int, ...], filters, vector=None, display: bool = True):
         own = self.left_out.get(case.text)
-        return super().similar_candidates(case, depth, (*skip, own) if own else skip, filters, vector)
+        return super().similar_candidates(case, depth, (*skip, own) if own else skip, filters, vector, display)
 
 
 class CrossFittedCauses:

@@ -1,6 +1,7 @@
 """Pure pieces every search backend shares, so backends rank, label and show results alike."""
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 import threading
@@ -118,16 +119,22 @@ def no_result_suggestions(parsed: ParsedQuery, filters: Filters, segmenter: Segm
 
 def build_hit(*, case_id: int, external_id: str, title: str, text: str, category: str, cause: str, region: str,
               outcome: str, received_on: dt.date | None, exemplar: bool, score: float, needles: tuple[str, ...],
-              passage: PassageMatch | None = None, duplicates: int = 0) -> Hit:
-    """A hit from a case's stored fields: snippet and matched terms computed on the masked text."""
-    matched = matched_terms(needles, title, cause, text)
+              passage: PassageMatch | None = None, duplicates: int = 0, display: bool = True) -> Hit:
+    """A hit from a case's stored fields: snippet and matched terms computed on the masked text
+    (`display`; without it they are left empty, for with_display to fill in for the hits shown)."""
+    hit = Hit(case_id=case_id, external_id=external_id, title=title, score=float(score), snippet="",
+              matched_terms=(), category=category, cause=cause, region=region, outcome=outcome,
+              received_on=received_on, exemplar=exemplar, duplicates=duplicates)
+    return with_display(hit, text, needles, passage) if display else hit
+
+
+def with_display(hit: Hit, text: str, needles: tuple[str, ...], passage: PassageMatch | None = None) -> Hit:
+    """The hit with its snippet, matched terms and best passage, from its masked text."""
+    matched = matched_terms(needles, hit.title, hit.cause, text)
     best = ""
     if passage is not None:
         passages = case_passages(text)
         if passage.passage < len(passages):
             best = snippet(passages[passage.passage].text, needles, width=PASSAGE_CHARS)
-    return Hit(
-        case_id=case_id, external_id=external_id, title=title, score=float(score),
-        snippet=best if best and not matched else snippet(text, needles), matched_terms=matched,
-        best_passage=best, category=category, cause=cause, region=region, outcome=outcome,
-        received_on=received_on, exemplar=exemplar, duplicates=duplicates)
+    return dataclasses.replace(hit, snippet=best if best and not matched else snippet(text, needles),
+                               matched_terms=matched, best_passage=best)

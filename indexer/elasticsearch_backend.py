@@ -28,7 +28,7 @@ from indexer.case_query import case_query_page, searches_as_case
 from indexer.cause_model import LearntCauses, first_of_each
 from indexer.documents import IndexDocument
 from indexer.more_like_this import LikeCase, more_like_this
-from indexer.query import FacetBucket, Filters, Hit, SearchQuery, SearchResult
+from indexer.query import Candidates, FacetBucket, Filters, Hit, SearchQuery, SearchResult
 from indexer.semantic import SEMANTIC_DEPTH, document_hash, reciprocal_rank_fusion
 from indexer.text import ParsedQuery, Segmenter, char_tokens, normalise, parse_query
 from indexer.vectors import PassageMatch
@@ -427,9 +427,10 @@ class ElasticsearchBackend(EncoderOnDemand, LearntCauses):
                               size, exclude, filters)
 
     def similar_candidates(self, case: LikeCase, depth: int, skip: tuple[int, ...], filters: Filters,
-                           vector: np.ndarray | None = None) -> SearchResult:
+                           vector: np.ndarray | None = None, display: bool = True) -> Candidates:
         """More like this, first stage: the case's distinctive terms (its cause boosted) fused with a kNN
-        search by `vector` when given; `depth` cases at most, none of `skip`."""
+        search by `vector` when given; `depth` cases at most, none of `skip`. Without `display`, the hits
+        come without snippets and matched terms (the reranker shows only a page of them)."""
         terms = distinctive_terms(*self._term_statistics(case), self.document_count())
         should = [{"match": {"terms": {"query": term, "boost": weight}}} for term, weight in terms]
         if case.cause:  # the same cause of action: the first thing a mediator looks for in a precedent
@@ -450,8 +451,8 @@ class ElasticsearchBackend(EncoderOnDemand, LearntCauses):
             rankings.append(([match.case_id for match in semantic], self.semantic_weight))
         ranked = reciprocal_rank_fusion(rankings, self.rrf_k)[:depth]
         needles = tuple(term for term, _ in terms)
-        hits = [self._hit(sources[i], score, needles, best_passage.get(i)) for i, score in ranked if i in sources]
-        return SearchResult(hits, len(hits), {}, 0.0, needles, semantic_coverage=coverage)
+        hits = [self._hit(sources[i], score, needles, best_passage.get(i), display) for i, score in ranked if i in sources]
+        return Candidates(hits, len(hits), {}, 0.0, needles, semantic_coverage=coverage, passages=best_passage)
 
     def case_vectors(self, case_ids: list[int]) -> dict[int, np.ndarray]:
         """case id -> normalised mean of its passage vectors, for the cases embedded with the current model."""
@@ -572,14 +573,15 @@ class ElasticsearchBackend(EncoderOnDemand, LearntCauses):
         return self.client.count(index=self.alias, query=self._query(parsed, filters))["count"]
 
     @staticmethod
-    def _hit(source: dict, score: float, needles: tuple[str, ...], passage: PassageMatch | None = None) -> Hit:
+    def _hit(source: dict, score: float, needles: tuple[str, ...], passage: PassageMatch | None = None,
+             display: bool = True) -> Hit:
         day = source.get("received_day")
         return build_hit(
             case_id=source["case_id"], external_id=source["external_id"], title=source["title"],
             text=source["text"], category=source["category"], cause=source["cause"],
             region=source.get("region", ""), outcome=source.get("outcome", ""),
             received_on=dt.date.fromisoformat(day) if day else None, exemplar=bool(source["exemplar"]),
-            score=score, needles=needles, passage=passage, duplicates=source.get("duplicates") or 0)
+            score=score, needles=needles, passage=passage, duplicates=source.get("duplicates") or 0, display=display)
 
 
 def _bounds(low, high) -> dict:

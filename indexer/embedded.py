@@ -28,7 +28,7 @@ from indexer.cause_model import LearntCauses, first_of_each
 from indexer.documents import IndexDocument
 from indexer.more_like_this import LikeCase, more_like_this
 from indexer.parallel_analysis import Analyser
-from indexer.query import FacetBucket, Filters, Hit, SearchQuery, SearchResult, Suggestion
+from indexer.query import Candidates, FacetBucket, Filters, Hit, SearchQuery, SearchResult, Suggestion
 from indexer.semantic import SEMANTIC_DEPTH, document_hash, reciprocal_rank_fusion
 from indexer.vectors import PassageMatch, VectorIndex, best_per_case
 from indexer.text import ParsedQuery, Segmenter, char_tokens, normalise, parse_query
@@ -467,12 +467,13 @@ class EmbeddedBackend(EncoderOnDemand, LearntCauses):
         return more_like_this(self, case, size, exclude, filters)
 
     def similar_candidates(self, case: LikeCase, depth: int, skip: tuple[int, ...], filters: Filters,
-                           vector: np.ndarray | None = None) -> SearchResult:
+                           vector: np.ndarray | None = None, display: bool = True) -> Candidates:
         """More like this, first stage: the case's distinctive terms (its cause boosted) fused with a
-        search by `vector` when given; `depth` cases at most, none of `skip`."""
+        search by `vector` when given; `depth` cases at most, none of `skip`. Without `display`, the hits
+        come without snippets and matched terms (the reranker shows only a page of them)."""
         searcher = self._searcher()
         if searcher is None:
-            return SearchResult([], 0, {}, 0.0)
+            return Candidates([], 0, {}, 0.0)
         terms = distinctive_terms(self.segmenter.terms(normalise(f"{case.title}\n{case.text}")),
                                   lambda term: searcher.doc_freq("terms", term), searcher.num_docs)
         Q, Occur = tantivy.Query, tantivy.Occur
@@ -497,9 +498,9 @@ class EmbeddedBackend(EncoderOnDemand, LearntCauses):
         ranked = reciprocal_rank_fusion(rankings, self.rrf_k)[:depth]
         found = self._stored_by_case(searcher, [i for i, _ in ranked])
         needles = tuple(term for term, _ in terms)
-        hits = [self._hit(found[i], score, needles, best_passage.get(i)) for i, score in ranked if i in found]
+        hits = [self._hit(found[i], score, needles, best_passage.get(i), display) for i, score in ranked if i in found]
         coverage = (len(vectors.text_hashes), searcher.num_docs) if vectors is not None else None
-        return SearchResult(hits, len(hits), {}, 0.0, needles, semantic_coverage=coverage)
+        return Candidates(hits, len(hits), {}, 0.0, needles, semantic_coverage=coverage, passages=best_passage)
 
     def case_vectors(self, case_ids: list[int]) -> dict[int, np.ndarray]:
         """case id -> normalised mean of its passage vectors, for the cases embedded so far."""
@@ -549,7 +550,7 @@ class EmbeddedBackend(EncoderOnDemand, LearntCauses):
                 for case_id, doc in self._stored_by_case(searcher, case_ids).items()}
 
     @staticmethod
-    def _hit(stored: dict, score: float, needles, passage: PassageMatch | None = None) -> Hit:
+    def _hit(stored: dict, score: float, needles, passage: PassageMatch | None = None, display: bool = True) -> Hit:
         day = stored["received_day"][0]
         return build_hit(
             case_id=stored["case_id"][0], external_id=stored["external_id"][0],
@@ -558,4 +559,4 @@ class EmbeddedBackend(EncoderOnDemand, LearntCauses):
             region=stored.get("region", [""])[0], outcome=stored.get("outcome", [""])[0],
             received_on=dt.date.fromordinal(day) if day > 0 else None,
             exemplar=bool(stored["exemplar"][0]), score=score, needles=needles, passage=passage,
-            duplicates=stored.get("duplicates", [0])[0])
+            duplicates=stored.get("duplicates", [0])[0], display=display)

@@ -26,8 +26,9 @@ from functools import lru_cache
 
 import numpy as np
 
+from indexer.backend_common import with_display
 from indexer.cause_model import CauseScores
-from indexer.query import Filters, Hit, SearchResult
+from indexer.query import Candidates, Filters, Hit, SearchResult
 from indexer.similarity import CaseSimilarity, CaseText
 from indexer.text import Segmenter
 
@@ -60,7 +61,7 @@ def case_similarity(encoder, segmenter: Segmenter) -> CaseSimilarity:
 class LikeRanking:
     """Every candidate for a case, most alike first: the reranker's order where there is one, else
     the first stage's."""
-    first_stage: SearchResult
+    first_stage: Candidates
     hits: list[Hit]
     case: CaseText
     similarity: CaseSimilarity | None = None
@@ -68,12 +69,18 @@ class LikeRanking:
     texts: dict[int, tuple[str, str]] = dataclasses.field(default_factory=dict)
 
     def page(self, start: int, size: int) -> list[Hit]:
-        """`size` hits from `start`, each with the key facts it shares with the case (once reranked)."""
+        """`size` hits from `start`; once reranked, each with its snippet, matched terms and best passage
+        (the candidates come without: only a page's are shown) and the key facts it shares with the case."""
         hits = self.hits[start:start + size]
         if self.similarity is None:
             return hits
-        return [dataclasses.replace(hit, shared_facts=self.similarity.shared_elements(
-            self.case, CaseText(self.texts[hit.case_id][1], self.texts[hit.case_id][0]))) for hit in hits]
+        shown = []
+        for hit in hits:
+            title, text = self.texts[hit.case_id]
+            hit = with_display(hit, text, self.first_stage.query_terms, self.first_stage.passages.get(hit.case_id))
+            shown.append(dataclasses.replace(hit, shared_facts=self.similarity.shared_elements(
+                self.case, CaseText(text, title))))
+        return shown
 
 
 def cover_likely_causes(hits: list[Hit], likelihoods: dict[str, float], weight: float = COVER_WEIGHT) -> list[Hit]:
@@ -110,7 +117,8 @@ def rank_like(backend, case: LikeCase, exclude: tuple[int, ...] = (), filters: F
     if similarity is None and "semantic" in backend.modes() and backend.embedded_case_count():
         similarity = case_similarity(backend.encoder(), backend.segmenter)
     vector = similarity.whole_vector(case.text) if similarity is not None else None
-    found = backend.similar_candidates(case, depth, skip, filters, vector)
+    # the reranked candidates are shown a page at a time (LikeRanking.page); unreranked, they are the answer
+    found = backend.similar_candidates(case, depth, skip, filters, vector, display=vector is None)
     if vector is None or not found.hits:
         return LikeRanking(found, found.hits, CaseText(case.text, cause=case.cause))
     # a case without a cause (a pasted description) is judged by the causes it most likely has
@@ -141,5 +149,6 @@ def more_like_this(backend, case: LikeCase, size: int = 5, exclude: tuple[int, .
     started = time.perf_counter()
     ranking = rank_like(backend, case, exclude, filters, similarity, max(depth, size))
     hits = ranking.page(0, size)
-    return dataclasses.replace(ranking.first_stage, hits=hits, total=len(hits),
-                               took_ms=(time.perf_counter() - started) * 1000)
+    first = ranking.first_stage
+    return SearchResult(hits, len(hits), {}, (time.perf_counter() - started) * 1000, first.query_terms,
+                        semantic_coverage=first.semantic_coverage)

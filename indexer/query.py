@@ -97,3 +97,12 @@ class SearchResult:
     also_searched: tuple[str, ...] = ()
     #: a case description searched as a case: the causes it most likely has, likeliest first
     likely_causes: tuple[LikelyCause, ...] = ()
+
+
+@dataclass(frozen=True)
+class Candidates(SearchResult):
+    """More like this, first stage (a backend's `similar_candidates`): the candidates, and the best
+    passage by meaning of those the vector search found, for showing the reranked hits of a page
+    (indexer/more_like_this.py). Never an answer itself."""
+    #: case id -> PassageMatch
+    passages: dict = field(default_factory=dict)

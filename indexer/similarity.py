@@ -28,14 +28,16 @@ it, and `casekb eval` measures that path. README "Measuring quality" gives both 
 """
 from __future__ import annotations
 
+import hashlib
 import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import scipy.sparse as sparse
-from sklearn.feature_extraction.text import HashingVectorizer, TfidfVectorizer
+from sklearn.feature_extraction.text import HashingVectorizer
 
 from indexer.embeddings import Encoder
 from indexer.semantic import passage_inputs
@@ -70,6 +72,59 @@ def _memo(store: dict, key, compute, size: int = MEMO_SIZE):
             store.clear()
         value = store[key] = compute(key)
     return value
+
+
+@dataclass(frozen=True)
+class TermCounts:
+    """A text's jieba terms as (sorted term keys, how often each occurs). A key is a 64-bit BLAKE2
+    digest of the term's UTF-8 (Python's str hash reads a string's raw storage, and '潮', U+6F6E,
+    is stored as the same two bytes as 'no': the two always share a hash, whatever the seed), so
+    numpy does the rest of the weighting: a pool's vocabulary and document frequencies are unions and
+    counts of keys."""
+    keys: np.ndarray  # int64, sorted, unique
+    counts: np.ndarray  # float64, same length
+
+    @classmethod
+    def of(cls, terms: list[str]) -> TermCounts:
+        counted = Counter(terms)
+        keys = np.fromiter((_term_key(term) for term in counted), np.int64, len(counted))
+        order = np.argsort(keys)
+        return cls(keys[order], np.fromiter(counted.values(), np.float64, len(counted))[order])
+
+
+def _term_key(term: str) -> int:
+    return int.from_bytes(hashlib.blake2b(term.encode(), digest_size=8).digest(), "little", signed=True)
+
+
+@dataclass(frozen=True)
+class TermWeights:
+    """Sublinear TF-IDF over terms, the vocabulary and the (smoothed) IDF from the candidates' texts:
+    what sklearn's TfidfVectorizer(sublinear_tf=True) fitted on those texts computes, without a Python
+    pass over every term of every candidate per query."""
+    vocabulary: np.ndarray  # sorted keys of the terms some candidate's text has
+    idf: np.ndarray
+
+    @classmethod
+    def fit(cls, texts: Sequence[TermCounts]) -> TermWeights:
+        keys = np.concatenate([text.keys for text in texts]) if texts else np.empty(0, np.int64)
+        vocabulary, frequency = np.unique(keys, return_counts=True)
+        return cls(vocabulary, np.log((1 + len(texts)) / (1 + frequency)) + 1)
+
+    def transform(self, texts: Sequence[TermCounts]) -> sparse.csr_matrix:
+        """(texts, vocabulary) rows of unit length (zero for a text with no term of the vocabulary);
+        terms outside the vocabulary are dropped."""
+        columns, weights, lengths = [], [], []
+        for text in texts:
+            at = np.minimum(np.searchsorted(self.vocabulary, text.keys), max(len(self.vocabulary) - 1, 0))
+            known = self.vocabulary[at] == text.keys if len(self.vocabulary) else np.zeros(len(at), bool)
+            weight = (1 + np.log(text.counts[known])) * self.idf[at[known]]
+            columns.append(at[known])
+            weights.append(weight / max(float(np.sqrt(weight @ weight)), 1e-12))
+            lengths.append(len(weight))
+        indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        empty = np.empty(0)
+        return sparse.csr_matrix((np.concatenate(weights or [empty]), np.concatenate(columns or [empty]).astype(
+            np.int64), indptr), shape=(len(texts), len(self.vocabulary)))
 
 
 def _char_tfidf(counts: sparse.csr_matrix, idf: np.ndarray) -> sparse.csr_matrix:
@@ -150,8 +205,8 @@ class CandidatePool:
     meaning: np.ndarray  # (cases, dim): normalised mean of passage vectors (zeros for a case without)
     elements: np.ndarray  # (cases, elements): 1.0 where the case mentions the element
     in_domain: np.ndarray  # (cases,): 1.0 for cases of the element table's kind
-    vectorizer: TfidfVectorizer | None  # fitted on the candidates' terms; None where they have none
-    terms: object  # sparse (cases, vocabulary) TF-IDF rows
+    term_weights: TermWeights  # fitted on the candidates' texts
+    terms: sparse.csr_matrix  # (cases, vocabulary) TF-IDF rows of the texts' terms and the titles' repeated
     titles: np.ndarray  # (cases, dim): vector of the title, zeros where there is none
     causes: np.ndarray  # (cases,): the cause of each case, "" where it has none
     chars: object  # sparse (cases, CHAR_FEATURES): normalised TF-IDF of the texts' character n-grams
@@ -175,7 +230,7 @@ class CaseSimilarity:
         self.title_weight, self.cause_weight = title_weight, cause_weight
         self.likely_cause_weight, self.char_weight = likely_cause_weight, char_weight
         #: a library's candidates recur from one query case to the next: their terms and elements are kept
-        self._terms_of: dict[tuple[str, str], list[str]] = {}
+        self._terms_of: dict[tuple[str, str], TermCounts] = {}
         self._elements_of: dict[str, tuple[frozenset[str], bool]] = {}
         self._char_counts_of: dict[str, sparse.csr_matrix] = {}
 
@@ -200,14 +255,20 @@ class CaseSimilarity:
         in_domain = np.array([applies for _, applies in found], "float32")
         return elements.reshape(len(cases), len(self.table.rules)), in_domain
 
-    def _terms(self, text: str, title: str = "") -> list[str]:
-        return _memo(self._terms_of, (text, title), lambda key: self.segmenter.terms(normalise(text)) +
-                     self.segmenter.terms(normalise(title)) * TITLE_REPEAT)
+    def _terms(self, text: str, title: str = "") -> TermCounts:
+        return _memo(self._terms_of, (text, title), lambda key: TermCounts.of(
+            self.segmenter.terms(normalise(text)) + self.segmenter.terms(normalise(title)) * TITLE_REPEAT))
 
     def _char_counts(self, cases: Sequence[CaseText]) -> sparse.csr_matrix:
-        """(cases, CHAR_FEATURES) counts of each text's character 2-3-grams (hashed)."""
-        return sparse.vstack([_memo(self._char_counts_of, case.text, lambda text: _CHAR_GRAMS.transform(
-            [normalise(text)]), CHAR_MEMO_SIZE) for case in cases]).tocsr()
+        """(cases, CHAR_FEATURES) counts of each text's character 2-3-grams (hashed); the texts not
+        counted before in one vectorizer call."""
+        store = self._char_counts_of
+        missing = list(dict.fromkeys(case.text for case in cases if case.text not in store))
+        if missing:
+            if len(store) + len(missing) > CHAR_MEMO_SIZE:
+                store.clear()
+            store.update(zip(missing, _CHAR_GRAMS.transform([normalise(text) for text in missing])))
+        return sparse.vstack([store[case.text] for case in cases]).tocsr()
 
     def passage_means(self, candidates: Sequence[CaseText]) -> np.ndarray:
         """Normalised mean passage vector of each case, encoded (through the cache) as the index embeds them."""
@@ -222,18 +283,17 @@ class CaseSimilarity:
         not embedded yet); encoded here when not given."""
         if not candidates:
             empty = np.empty((0, self.encoder.dim), "float32")
-            return CandidatePool(empty, np.empty((0, len(self.table.rules))), np.empty(0), None, None, empty,
-                                 np.empty(0, object), None, np.empty(0))
+            weights = TermWeights.fit([])
+            return CandidatePool(empty, np.empty((0, len(self.table.rules))), np.empty(0), weights,
+                                 weights.transform([]), empty, np.empty(0, object), None, np.empty(0))
         means = self.passage_means(candidates) if passage_means is None else np.asarray(passage_means, "float32")
         elements, in_domain = self._elements(candidates)
-        vectorizer, terms, texts = None, None, [self._terms(case.text) for case in candidates]
-        if any(texts):
-            vectorizer = TfidfVectorizer(analyzer=lambda terms: terms, sublinear_tf=True).fit(texts)
-            terms = vectorizer.transform([self._terms(case.text, case.title) for case in candidates])
+        weights = TermWeights.fit([self._terms(case.text) for case in candidates])
+        terms = weights.transform([self._terms(case.text, case.title) for case in candidates])
         counts = self._char_counts(candidates)
         char_idf = (np.log((1 + len(candidates)) / (1 + np.bincount(counts.indices, minlength=CHAR_FEATURES)))
                     + 1).astype("float32")
-        return CandidatePool(means, elements, in_domain, vectorizer, terms, self._titles(candidates),
+        return CandidatePool(means, elements, in_domain, weights, terms, self._titles(candidates),
                              np.array([case.cause for case in candidates], object), _char_tfidf(counts, char_idf),
                              char_idf)
 
@@ -246,8 +306,7 @@ class CaseSimilarity:
         elements, in_domain = self._elements([case])
         disagreements = (1 - pool.elements) @ elements[0] + pool.elements @ (1 - elements[0])
         agreement = (1 - disagreements / len(self.table.rules)) * pool.in_domain * in_domain[0]
-        terms = 0.0 if pool.vectorizer is None else \
-            (pool.terms @ pool.vectorizer.transform([self._terms(case.text)]).T).toarray()[:, 0]
+        terms = (pool.terms @ pool.term_weights.transform([self._terms(case.text)]).T).toarray()[:, 0]
         chars = (pool.chars @ _char_tfidf(self._char_counts([case]), pool.char_idf).T).toarray()[:, 0]
         if case.cause:
             cause = self.cause_weight * (pool.causes == case.cause)

@@ -131,3 +131,29 @@ def test_the_same_cause_counts_only_where_the_query_case_has_one(similarity):
     untold = similarity.scores(LOAN_GUARANTEED, pool)
     told = similarity.scores(CaseText(LOAN_GUARANTEED, cause="离婚纠纷"), pool)
     assert told[0] - untold[0] == pytest.approx(similarity.cause_weight) and told[1] == pytest.approx(untold[1])
+
+
+def test_term_weights_are_sklearns_tfidf_on_demo_texts():
+    # sklearn's TfidfVectorizer (sublinear TF, smoothed IDF, unit rows) fitted on the candidates' texts, as
+    # the reranker used it: titles' terms count only where some text has them, an empty text stays zero
+    import json
+
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from indexer.similarity import TITLE_REPEAT, TermCounts, TermWeights
+    from indexer.text import normalise
+    segmenter = segmenter_for(SHARED_DATA / "legal_terms.txt")
+    with open(SHARED_DATA / "cases_demo.jsonl", encoding="utf-8") as lines:
+        rows = [json.loads(line) for _, line in zip(range(120), lines)]
+    texts = [segmenter.terms(normalise(row["text"])) for row in rows] + [[], ["潮", "no", "潮"]]
+    titled = [terms + segmenter.terms(normalise(row["title"] + " 仅见于标题")) * TITLE_REPEAT
+              for terms, row in zip(texts, rows)] + [[], ["no"]]
+    query = segmenter.terms(normalise(LOAN_GUARANTEED)) + ["潮"]
+    reference = TfidfVectorizer(analyzer=lambda terms: terms, sublinear_tf=True).fit(texts)
+    expected = (reference.transform(titled) @ reference.transform([query]).T).toarray()[:, 0]
+    weights = TermWeights.fit([TermCounts.of(terms) for terms in texts])
+    found = (weights.transform([TermCounts.of(terms) for terms in titled])
+             @ weights.transform([TermCounts.of(query)]).T).toarray()[:, 0]
+    assert len(weights.vocabulary) == len(reference.vocabulary_)  # '潮' and 'no' are two terms
+    assert np.allclose(found, expected, rtol=0, atol=1e-12) and expected[:-2].max() > 0.1
+    assert found[-2] == 0 and found[-1] == 0  # "no" is not "潮" (their Python str hashes are equal)
