@@ -264,9 +264,10 @@ class CaseSimilarity:
         counted before in one vectorizer call."""
         store = self._char_counts_of
         missing = list(dict.fromkeys(case.text for case in cases if case.text not in store))
+        if missing and len(store) + len(missing) > CHAR_MEMO_SIZE:  # start afresh: count all of these
+            store.clear()
+            missing = list(dict.fromkeys(case.text for case in cases))
         if missing:
-            if len(store) + len(missing) > CHAR_MEMO_SIZE:
-                store.clear()
             store.update(zip(missing, _CHAR_GRAMS.transform([normalise(text) for text in missing])))
         return sparse.vstack([store[case.text] for case in cases]).tocsr()
 

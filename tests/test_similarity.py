@@ -88,6 +88,16 @@ def test_a_pool_ranks_like_the_candidates_it_was_built_from(similarity):
         pytest.approx(similarity.rank_similar(LOAN_GUARANTEED, candidates[1:])[0][1])
 
 
+def test_pools_rank_alike_when_the_memo_of_character_counts_fills_up(similarity, monkeypatch):
+    from indexer import similarity as module
+    candidates = [CaseText(DIVORCE, "离婚纠纷"), CaseText(LOAN_GUARANTEED_TOO, "民间借贷纠纷")]
+    expected = similarity.rank_similar(LOAN_GUARANTEED, candidates)
+    monkeypatch.setattr(module, "CHAR_MEMO_SIZE", 2)  # the second text of each pool starts the memo afresh
+    fresh = CaseSimilarity(similarity.encoder, similarity.segmenter, similarity.table)
+    assert fresh.rank_similar(LOAN_GUARANTEED, candidates[:1] + [CaseText(LOAN_GUARANTEED)])  # memo holds two
+    assert fresh.rank_similar(LOAN_GUARANTEED, candidates) == expected
+
+
 def test_elements_count_only_between_two_cases_of_the_tables_kind(similarity):
     without_elements = CaseSimilarity(similarity.encoder, similarity.segmenter, similarity.table, element_weight=0.0)
     # two loan cases: the element agreement is added; a loan and a divorce: nothing is added
