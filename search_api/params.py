@@ -32,9 +32,11 @@ def _one_or_many(value):
     return [value] if isinstance(value, str) else value
 
 
-def _given_values(value):
-    """One value or several; blank ones (an empty form field) are left out rather than refused."""
-    values = _one_or_many(value)
+def _given_values(value, info: ValidationInfo):
+    """One value or several in a query string, a list in JSON; blank ones (an empty form field) are left out
+    rather than refused."""
+    # `info` must be a required parameter: pydantic passes it only to validators that demand it.
+    values = value if info.mode == "json" else _one_or_many(value)
     if isinstance(values, list) and all(isinstance(v, str) for v in values):
         return [v for v in values if v.strip()]
     return values  # pydantic reports the wrong type

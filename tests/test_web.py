@@ -231,6 +231,13 @@ def test_bad_json_bodies(client):
     invalid = client.post("/api/v1/search", json={"q": "借款", "size": "many", "category": [1]})
     assert invalid.status_code == 422 and invalid.content_type == PROBLEM_JSON
     assert {e["field"] for e in invalid.get_json()["errors"]} == {"size", "category"}
+    # JSON has real lists: a string where the schema says array is refused, not taken as one value
+    not_a_list = client.post("/api/v1/search", json={"q": "借款", "region": "", "cause": "民间借贷纠纷"})
+    assert not_a_list.status_code == 422 and not_a_list.content_type == PROBLEM_JSON
+    assert {e["field"] for e in not_a_list.get_json()["errors"]} == {"region", "cause"}
+    blank_values = client.post("/api/v1/search", json={"q": "借款", "region": [""], "cause": []})
+    assert blank_values.status_code == 200
+    assert blank_values.get_json()["total"] == client.post("/api/v1/search", json={"q": "借款"}).get_json()["total"]
     for data in ("{not json", json.dumps(["q", "借款"])):
         malformed = client.post("/api/v1/search", data=data, content_type="application/json")
         assert malformed.status_code == 400 and malformed.content_type == PROBLEM_JSON
