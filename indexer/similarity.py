@@ -113,18 +113,19 @@ class TermWeights:
     def transform(self, texts: Sequence[TermCounts]) -> sparse.csr_matrix:
         """(texts, vocabulary) rows of unit length (zero for a text with no term of the vocabulary);
         terms outside the vocabulary are dropped."""
-        columns, weights, lengths = [], [], []
-        for text in texts:
-            at = np.minimum(np.searchsorted(self.vocabulary, text.keys), max(len(self.vocabulary) - 1, 0))
-            known = self.vocabulary[at] == text.keys if len(self.vocabulary) else np.zeros(len(at), bool)
-            weight = (1 + np.log(text.counts[known])) * self.idf[at[known]]
-            columns.append(at[known])
-            weights.append(weight / max(float(np.sqrt(weight @ weight)), 1e-12))
-            lengths.append(len(weight))
-        indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        empty = np.empty(0)
-        return sparse.csr_matrix((np.concatenate(weights or [empty]), np.concatenate(columns or [empty]).astype(
-            np.int64), indptr), shape=(len(texts), len(self.vocabulary)))
+        shape = (len(texts), len(self.vocabulary))
+        if not texts or not len(self.vocabulary):
+            return sparse.csr_matrix(shape)
+        keys = np.concatenate([text.keys for text in texts])
+        counts = np.concatenate([text.counts for text in texts])
+        rows = np.repeat(np.arange(len(texts)), [len(text.keys) for text in texts])
+        at = np.minimum(np.searchsorted(self.vocabulary, keys), len(self.vocabulary) - 1)
+        known = self.vocabulary[at] == keys
+        rows, columns = rows[known], at[known]
+        weight = (1 + np.log(counts[known])) * self.idf[columns]
+        lengths = np.sqrt(np.bincount(rows, weight * weight, minlength=len(texts)))
+        # a text's keys are distinct, so no entry is summed with another
+        return sparse.csr_matrix((weight / np.maximum(lengths[rows], 1e-12), (rows, columns)), shape=shape)
 
 
 def _char_tfidf(counts: sparse.csr_matrix, idf: np.ndarray) -> sparse.csr_matrix:

@@ -167,3 +167,6 @@ def test_term_weights_are_sklearns_tfidf_on_demo_texts():
     assert len(weights.vocabulary) == len(reference.vocabulary_)  # '潮' and 'no' are two terms
     assert np.allclose(found, expected, rtol=0, atol=1e-12) and expected[:-2].max() > 0.1
     assert found[-2] == 0 and found[-1] == 0  # "no" is not "潮" (their Python str hashes are equal)
+    nothing = TermWeights.fit([TermCounts.of([])])  # candidates without a term: no vocabulary, zero rows
+    assert nothing.transform([TermCounts.of(["借款"]), TermCounts.of([])]).shape == (2, 0)
+    assert weights.transform([]).shape == (0, len(weights.vocabulary))
