@@ -7,6 +7,7 @@ import json
 import os
 import re
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -215,7 +216,13 @@ def search(ctx: Context, text, filter_fields, mode, sort, page, size, as_json) -
     filters = Filters(**filter_fields)
     backend = open_backend(ctx.settings)
     mode = mode or default_mode(backend.modes())
+    loading = ""
     try:
+        if mode != "keyword" and mode in backend.modes():
+            # Loading the model is this process's start-up, not the search: timed apart.
+            started = time.perf_counter()
+            backend.encoder()
+            loading = f"; model loaded in {time.perf_counter() - started:.1f} s"
         result = backend.search(SearchQuery(text=text, mode=mode, filters=filters, sort=sort, page=page, size=size))
     except SemanticUnavailable as exc:
         raise click.ClickException(str(exc)) from None
@@ -224,7 +231,7 @@ def search(ctx: Context, text, filter_fields, mode, sort, page, size, as_json) -
         return
     coverage = f", {mode}, {result.semantic_coverage[0]}/{result.semantic_coverage[1]} cases embedded" \
         if result.semantic_coverage else ""
-    table = Table(title=f"{result.total} cases ({result.took_ms:.1f} ms{coverage})", show_lines=True)
+    table = Table(title=f"{result.total} cases ({result.took_ms:.1f} ms{coverage}{loading})", show_lines=True)
     for column in ("id", "score", "category / cause", "title", "why it matched"):
         table.add_column(column)
     for hit in result.hits:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -97,6 +98,11 @@ def test_eval_command_on_a_small_slice(model_dir, tmp_path):
     runner = CliRunner()
     assert runner.invoke(main, ["import", str(library)], env=env).exit_code == 0
     assert runner.invoke(main, ["index"], env=env).exit_code == 0
+    found = runner.invoke(main, ["search", "借钱不还 到期未还", "--mode", "hybrid"], env=env)
+    assert found.exit_code == 0, found.output
+    # the search's own time, and the model's loading (this process's start-up) apart from it
+    assert re.search(r"2 cases \([\d.]+ ms, hybrid, 2/2 cases embedded; model loaded in [\d.]+ s\)",
+                     found.output), found.output
     result = runner.invoke(main, ["eval", "--limit", "2", "--rerank", str(rerank), "--labelled-queries", str(labelled),
                                   "--json", str(out)], env=env)
     assert result.exit_code == 0, result.output
