@@ -34,7 +34,10 @@ _T2S = opencc.OpenCC("t2s")
 STOPWORDS = frozenset(
     "的 了 在 是 和 与 及 等 也 就 都 而 并 把 对 从 向 给 将 之 其 或 又 但 还 则 即 因 "
     "于 以 为 由 该 此 这 那 有 无 不 没 我 你 他 她 它 们 我们 你们 他们 一个 什么 怎么 "
-    "吗 呢 吧 啊 呀 着 过 个 被".split())
+    "吗 呢 吧 啊 呀 着 过 个 被 "
+    # Calendar units jieba cuts from every date ("2015年3月20日", "三个月"): in nearly every case
+    # text, so as query terms they only highlight dates; the numbers and 每月, 月息, 日期 stay.
+    "年 月 日".split())
 
 #: Queries up to this long (unquoted part) get colloquial expansion; longer ones are case texts,
 #: which already use the case files' words.

@@ -59,6 +59,12 @@ def test_quoted_parts_become_phrases(segmenter):
     assert parse_query("的 了 ，。", segmenter).is_empty
 
 
+def test_calendar_units_are_no_terms(segmenter):
+    assert segmenter.terms("2015年3月20日借款，说好三个月还") == ["2015", "3", "20", "借款", "说好", "三个"]
+    assert {"每月", "月息", "日期"} <= set(segmenter.terms("每月支付月息，日期另定"))
+    assert parse_query("年 月 日", segmenter).is_empty
+
+
 def test_colloquial_wording_adds_the_case_files_terms(segmenter):
     parsed = parse_query("借钱不还 打了欠条", segmenter)
     assert {"借钱", "欠条"} <= set(parsed.terms)
