@@ -218,7 +218,7 @@ def search(ctx: Context, text, filter_fields, mode, sort, page, size, as_json) -
     mode = mode or default_mode(backend.modes())
     loading = ""
     try:
-        if mode != "keyword" and mode in backend.modes():
+        if text.strip() and mode != "keyword" and mode in backend.modes():  # a blank query only browses
             # Loading the model is this process's start-up, not the search: timed apart.
             started = time.perf_counter()
             backend.encoder()
