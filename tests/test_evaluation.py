@@ -103,6 +103,9 @@ def test_eval_command_on_a_small_slice(model_dir, tmp_path):
     # the search's own time, and the model's loading (this process's start-up) apart from it
     assert re.search(r"2 cases \([\d.]+ ms, hybrid, 2/2 cases embedded; model loaded in [\d.]+ s\)",
                      found.output), found.output
+    browsed = runner.invoke(main, ["search", "", "--mode", "hybrid"], env=env)
+    assert browsed.exit_code == 0, browsed.output
+    assert "2 cases (" in browsed.output and "model loaded" not in browsed.output  # a blank query only browses
     result = runner.invoke(main, ["eval", "--limit", "2", "--rerank", str(rerank), "--labelled-queries", str(labelled),
                                   "--json", str(out)], env=env)
     assert result.exit_code == 0, result.output
