@@ -240,6 +240,9 @@ def search(ctx: Context, text, filter_fields, mode, sort, page, size, as_json) -
             why += ("\n" if why else "") + re.sub(r"</?mark>", "", html.unescape(hit.best_passage))[:80] + "…"
         table.add_row(str(hit.case_id), f"{hit.score:.3f}", f"{hit.category}\n{hit.cause}", hit.title, why)
     console.print(table)
+    if result.no_search_words:
+        console.print("note: the query has no word to search by (only stopwords or punctuation); "
+                      "these are all cases, by date")
     if result.also_searched:
         console.print(f"also searched: {'、'.join(result.also_searched)}")
     if result.likely_causes:

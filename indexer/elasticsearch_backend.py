@@ -342,7 +342,8 @@ class ElasticsearchBackend(EncoderOnDemand, LearntCauses):
             return SearchResult([], 0, {}, 0.0, needles, also_searched=parsed.expansion_words)
         found_none = [] if total else no_result_suggestions(parsed, query.filters, self.segmenter, self._count)
         took = (time.perf_counter() - started) * 1000
-        return SearchResult(hits, total, facets, took, needles, found_none, coverage, parsed.expansion_words, likely)
+        return SearchResult(hits, total, facets, took, needles, found_none, coverage, parsed.expansion_words, likely,
+                            parsed.has_no_search_words)
 
     def _keyword_page(self, parsed: ParsedQuery, query: SearchQuery, needles):
         request = self._request(parsed, query)

@@ -365,7 +365,8 @@ class EmbeddedBackend(EncoderOnDemand, LearntCauses):
                 lambda: self._facets(searcher, tantivy.Query.all_query(), query)).items()}
         suggestions = self._suggestions(searcher, parsed, query.filters) if not total else []
         took = (time.perf_counter() - started) * 1000
-        return SearchResult(hits, total, facets, took, needles, suggestions, coverage, parsed.expansion_words, likely)
+        return SearchResult(hits, total, facets, took, needles, suggestions, coverage, parsed.expansion_words, likely,
+                            parsed.has_no_search_words)
 
     def _keyword_page(self, searcher, parsed, text_query, query: SearchQuery, needles) -> tuple[list[Hit], int]:
         order = {}

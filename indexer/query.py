@@ -97,6 +97,9 @@ class SearchResult:
     also_searched: tuple[str, ...] = ()
     #: a case description searched as a case: the causes it most likely has, likeliest first
     likely_causes: tuple[LikelyCause, ...] = ()
+    #: the query was typed but has no word to search by (only stopwords or punctuation): the hits
+    #: are the library browsed by date, and the user is told so
+    no_search_words: bool = False
 
 
 @dataclass(frozen=True)

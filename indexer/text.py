@@ -229,6 +229,11 @@ class ParsedQuery:
     def is_empty(self) -> bool:
         return not self.terms and not self.phrases
 
+    @property
+    def has_no_search_words(self) -> bool:
+        """Typed, yet nothing to search by: only stopwords (的, 年) or punctuation."""
+        return self.is_empty and bool((self.text or "").strip())
+
     def highlight_terms(self) -> tuple[str, ...]:
         """Strings to mark in snippets: phrases and words, longest first (ties in a fixed order)."""
         return tuple(sorted(set(self.phrases) | set(self.terms), key=lambda term: (-len(term), term)))

@@ -36,6 +36,8 @@ PAGE_LINKS = 2  # page numbers shown either side of the current one
 FORM_FIELDS = {"q", "mode", "sort", "exemplar", "from", "to", "page"}
 #: labels of the search modes; the switch offers whichever modes the backend has (indexer.query.MODES)
 MODE_LABELS = {"keyword": "关键词", "semantic": "语义", "hybrid": "混合"}
+NO_SEARCH_WORDS = ("检索词里没有可以检索的词语（“的”“了”“年”这类常用字和标点不参与检索），"
+                   "下面按受理日期列出全部案例。请输入案情里的词，例如“借款”“漏水”。")
 
 
 def _url(args: MultiDict, **changes) -> str:
@@ -90,15 +92,17 @@ def search():
     kb = casekb()
     params = parse_search(request, kb.settings.max_page_size, served=kb.backend.modes())
     query = params.search_query()
-    notice = None
+    notices = []
     if query.mode != "keyword" and kb.backend.encoder_factory is None:
-        notice = "本机尚未安装语义模型（casekb model install），已改用关键词检索。"
+        notices.append("本机尚未安装语义模型（casekb model install），已改用关键词检索。")
         query = replace(query, mode="keyword")
     result = kb.backend.search(query)
+    if result.no_search_words:
+        notices.append(NO_SEARCH_WORDS)
     audit("search", params.q, **params.model_dump(mode="json", exclude_defaults=True), total=result.total)
     last_page = min(math.ceil(result.total / query.size), MAX_WINDOW // query.size, MAX_PAGES)
     return render_template(
-        "search.html", params=params, query=query, result=result, notice=notice,
+        "search.html", params=params, query=query, result=result, notices=notices,
         pages=_page_numbers(query.page, last_page), last_page=last_page,
         chips=_active_filters(query.filters, request.args),
         clear_url=_url(request.args, **dict.fromkeys(FILTER_PARAMS.values())),

@@ -139,6 +139,18 @@ def test_no_results_come_with_suggestions(demo):
     assert suggestion.total == search(backend, "工伤").total > 0
 
 
+def test_a_query_of_stopwords_only_browses_and_says_so(demo):
+    _, _, backend = demo
+    everything = search(backend, size=5)
+    for mode in ("keyword", "hybrid"):
+        nothing_to_search = search(backend, "的。", mode=mode, size=5)
+        assert nothing_to_search.no_search_words and nothing_to_search.query_terms == ()
+        assert nothing_to_search.total == everything.total > 0
+        assert [h.case_id for h in nothing_to_search.hits] == [h.case_id for h in everything.hits]
+    assert not everything.no_search_words  # a blank query is a browse, asked for
+    assert not search(backend, "的借款").no_search_words
+
+
 def test_no_party_name_id_or_phone_reaches_the_index(demo):
     _, database, backend = demo
     with database.sessions() as session:
@@ -201,6 +213,8 @@ def test_cli_search_and_stats_take_the_same_filters(demo_database, demo_index, m
     expected = search(backend, "借款", filters=filters, size=50)
     assert body["total"] == expected.total > 0
     assert [hit["case_id"] for hit in body["hits"]] == [hit.case_id for hit in expected.hits]
+    browsed = CliRunner().invoke(main, ["--home", str(settings.home), "search", "的", "--mode", "keyword"])
+    assert browsed.exit_code == 0 and "no word to search by" in browsed.output, browsed.output
     counted = CliRunner().invoke(main, ["--home", str(settings.home), "stats", *year, "--json"])
     assert counted.exit_code == 0, counted.output
     with database.sessions() as session:

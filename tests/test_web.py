@@ -137,7 +137,7 @@ def assert_no_personal_data(text: str) -> None:
 def test_search_returns_the_documented_shape(client):
     body = search(client, q="民间借贷")
     assert set(body) == {"total", "took_ms", "hits", "facets", "suggestions", "query_terms", "page", "size", "mode",
-                         "semantic_coverage", "also_searched", "likely_causes"}
+                         "semantic_coverage", "also_searched", "likely_causes", "no_search_words"}
     assert body["also_searched"] == [] and body["likely_causes"] == []
     assert body["semantic_coverage"] is None
     assert body["total"] == 2 and body["page"] == 1 and body["size"] == 10
@@ -325,6 +325,14 @@ def test_colloquial_search_says_what_else_it_searched(client):
     page = client.get("/?q=借钱不还").get_data(as_text=True)
     assert "同时检索了：" in page and "<mark>借款</mark>" in page
     assert search(client, q="老板拖欠工资")["also_searched"] == ["劳动报酬", "用人单位", "雇主"]  # words, not pieces
+
+
+def test_a_query_of_stopwords_only_says_it_lists_every_case(client):
+    body = search(client, q="的")
+    assert body["no_search_words"] is True and body["total"] == search(client)["total"] > 0
+    assert search(client, q="借款")["no_search_words"] is False
+    assert "没有可以检索的词语" in client.get("/?q=的").get_data(as_text=True)
+    assert "没有可以检索的词语" not in client.get("/?q=借款").get_data(as_text=True)
 
 
 def test_search_page_escapes_case_text(client):
