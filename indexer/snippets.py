@@ -42,9 +42,15 @@ def _best_window(spans: list[tuple[int, int]], length: int, width: int) -> tuple
 
 
 def matched_terms(needles: tuple[str, ...], *texts: str) -> tuple[str, ...]:
-    """The needles that occur in any of the texts: why a case matched."""
-    normalised = [_normalised(text) for text in texts]
-    return tuple(n for n in needles if any(n in norm for norm in normalised))
+    """The needles that occur in any of the texts as themselves, not only inside a longer needle
+    found there (交通事故, not also its search-mode pieces 交通 通事 事故): why a case matched, as the
+    snippet marks it. In the needles' order."""
+    longest_first = tuple(sorted(needles, key=len, reverse=True))
+    found = set()
+    for text in texts:
+        norm = _normalised(text)
+        found.update(norm[start:end] for start, end in find_matches(norm, longest_first))
+    return tuple(n for n in needles if n in found)
 
 
 def snippet(text: str, needles: tuple[str, ...], width: int = 160) -> str:

@@ -174,6 +174,14 @@ def test_matched_terms_look_at_title_cause_and_text():
     assert matched_terms(("民间借贷", "离婚"), "民间借贷纠纷", "", "借款五万元") == ("民间借贷",)
 
 
+def test_matched_terms_leave_out_pieces_seen_only_inside_a_longer_match():
+    needles = ("交通事故", "机动车", "事故", "交通", "动车", "通事")  # 交通事故 and its search-mode pieces
+    assert matched_terms(needles, "机动车交通事故责任纠纷", "", "驾驶机动车发生交通事故") == ("交通事故", "机动车")
+    # a piece that also stands on its own somewhere is a match of its own
+    assert matched_terms(needles, "", "", "交通事故发生后，事故车辆被拖走") == ("交通事故", "事故")
+    assert matched_terms(("事故", "交通事故"), "", "", "交通事故") == ("交通事故",)  # whatever the needles' order
+
+
 def _demo_texts() -> list[str]:
     """Every demo case's title, text and cause, normalised and masked as the indexer does."""
     rows = [json.loads(line) for line in (SHARED_DATA / "cases_demo.jsonl").read_text(encoding="utf-8").splitlines()]
