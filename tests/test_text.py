@@ -65,6 +65,12 @@ def test_calendar_units_are_no_terms(segmenter):
     assert parse_query("年 月 日", segmenter).is_empty
 
 
+def test_auxiliaries_and_directions_are_no_terms(segmenter):
+    terms = set(segmenter.terms("在工地上摔伤了，对方要赔，可以去法院"))
+    assert {"工地", "摔伤", "法院"} <= terms and not terms & {"上", "要", "可以", "去"}
+    assert {"上诉", "要求", "到期"} <= set(segmenter.terms("要求上诉，到期未还"))
+
+
 def test_colloquial_wording_adds_the_case_files_terms(segmenter):
     parsed = parse_query("借钱不还 打了欠条", segmenter)
     assert {"借钱", "欠条"} <= set(parsed.terms)
