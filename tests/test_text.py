@@ -186,6 +186,7 @@ def test_matched_terms_leave_out_pieces_seen_only_inside_a_longer_match():
     # a piece that also stands on its own somewhere is a match of its own
     assert matched_terms(needles, "", "", "交通事故发生后，事故车辆被拖走") == ("交通事故", "事故")
     assert matched_terms(("事故", "交通事故"), "", "", "交通事故") == ("交通事故",)  # whatever the needles' order
+    assert snippet("交通事故", ("事故", "交通事故")) == "<mark>交通事故</mark>"  # and the snippet marks the same
 
 
 def _demo_texts() -> list[str]:
