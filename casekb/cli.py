@@ -24,6 +24,7 @@ from indexer.api import Indexer, encoder_factory, open_backend
 from indexer.backend_common import IndexWriteError
 from indexer.query import MODES, Filters, SearchQuery, default_mode
 from indexer.semantic import SemanticUnavailable
+from indexer.text import parse_query
 from kb.accounts import ROLES, User, add_user, issue_token
 from kb.db import Database, migrate
 
@@ -218,7 +219,8 @@ def search(ctx: Context, text, filter_fields, mode, sort, page, size, as_json) -
     mode = mode or default_mode(backend.modes())
     loading = ""
     try:
-        if text.strip() and mode != "keyword" and mode in backend.modes():  # a blank query only browses
+        # a query with no word to search by (blank, or only stopwords) only browses: no model to load
+        if mode != "keyword" and mode in backend.modes() and not parse_query(text, backend.segmenter).is_empty:
             # Loading the model is this process's start-up, not the search: timed apart.
             started = time.perf_counter()
             backend.encoder()

@@ -106,6 +106,8 @@ def test_eval_command_on_a_small_slice(model_dir, tmp_path):
     browsed = runner.invoke(main, ["search", "", "--mode", "hybrid"], env=env)
     assert browsed.exit_code == 0, browsed.output
     assert "2 cases (" in browsed.output and "model loaded" not in browsed.output  # a blank query only browses
+    stopwords = runner.invoke(main, ["search", "的", "--mode", "hybrid"], env=env)
+    assert stopwords.exit_code == 0 and "model loaded" not in stopwords.output, stopwords.output
     result = runner.invoke(main, ["eval", "--limit", "2", "--rerank", str(rerank), "--labelled-queries", str(labelled),
                                   "--json", str(out)], env=env)
     assert result.exit_code == 0, result.output
