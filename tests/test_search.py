@@ -45,7 +45,8 @@ def test_a_cause_term_ranks_cases_of_that_cause_first(demo, query):
 @pytest.mark.parametrize("query, cause_word, legal_term", [
     ("借钱不还 打了欠条", "借", "借款"), ("老板拖欠工资", "劳动", "劳动报酬"), ("楼上漏水十年没人管", "相邻", "相邻"),
     ("包工头不给工钱", "劳", "劳动报酬"), ("被老公家暴", "离婚", "家庭暴力"), ("楼上掉东西砸坏了车", "物件损害", "物件"),
-    ("网上买到假货", "产品", "产品质量")])
+    ("网上买到假货", "产品", "产品质量"), ("噪音扰民", "相邻", "相邻"), ("在超市摔倒", "安全保障", "保障"),
+    ("网贷逾期", "借款", "借款"), ("卖房反悔", "买卖", "房屋买卖")])
 def test_colloquial_queries_find_cases_in_the_case_files_words(demo, query, cause_word, legal_term):
     _, _, backend = demo
     hits = search(backend, query, mode="keyword", size=5).hits
