@@ -74,6 +74,14 @@ def test_mediator_pins_a_precedent_and_shares_it_with_a_party(browser, server):
     page.keyboard.press("Enter")
     page.wait_for_url(re.compile(r"q=%E5%80%9F%E6%AC%BE"))
     assert page.locator("li.hit").count() == 2
+    chip = page.locator("li.hit .why mark.term").first
+    assert chip.inner_text() == "借款" and chip.evaluate("e => getComputedStyle(e).marginRight") != "0px"
+    # A word marked inside a passage ("why it matched" of a semantic hit) keeps to the text, no gap after it.
+    gap = page.evaluate("""() => {
+        const p = document.createElement("p"); p.className = "why passage"; p.innerHTML = "<mark>摔倒</mark>受伤";
+        document.querySelector("li.hit").append(p);
+        const margin = getComputedStyle(p.querySelector("mark")).marginRight; p.remove(); return margin; }""")
+    assert gap == "0px"
     shot(page, "02-search")
     page.locator(".facet a", has_text="鹿城区").click()
     page.wait_for_url(re.compile(r"region="))
