@@ -417,7 +417,7 @@ def test_semantic_mode_without_a_model_is_refused_and_not_advertised(client):
 
 def test_ui_falls_back_to_keyword_search_without_a_model(client):
     page = client.get("/", query_string={"q": "民间借贷", "mode": "hybrid"}).get_data(as_text=True)
-    assert "已改用关键词检索" in page and "<mark" in page
+    assert "已改用关键词检索" in page and '<mark class="term">' in page
 
 
 def test_search_without_a_mode_uses_keyword_where_no_model_is_installed(client):
