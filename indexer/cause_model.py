@@ -38,8 +38,8 @@ TEMPERATURE = 0.15
 CALIBRATED_TEMPERATURE = 0.07
 #: Likelihoods below this are left out: they move no ranking.
 FLOOR = 1e-3
-#: The causes named to people, whose best cases also move up (indexer/more_like_this.py): at most
-#: SHOWN_CAUSES, each at least MIN_LIKELIHOOD likely (calibrated).
+#: The causes named to people: at most SHOWN_CAUSES, each at least MIN_LIKELIHOOD likely (calibrated).
+#: The best cases of these and of somewhat less likely ones move up (indexer/more_like_this.py).
 SHOWN_CAUSES = 3
 MIN_LIKELIHOOD = 0.1
 #: The most cases of one cause the library's model learns from (the first the index yields): more
@@ -62,10 +62,10 @@ class CauseScores:
         weights /= weights.sum()
         return {cause: float(w) for cause, w in zip(self.causes, weights) if w >= FLOOR}
 
-    def likeliest(self) -> list[tuple[str, float]]:
-        """The SHOWN_CAUSES likeliest causes at or above MIN_LIKELIHOOD, calibrated, likeliest first."""
+    def likeliest(self, at_least: float = MIN_LIKELIHOOD) -> list[tuple[str, float]]:
+        """The SHOWN_CAUSES likeliest causes at or above `at_least`, calibrated, likeliest first."""
         ranked = sorted(self.likelihoods(CALIBRATED_TEMPERATURE).items(), key=lambda item: (-item[1], item[0]))
-        return [(cause, p) for cause, p in ranked[:SHOWN_CAUSES] if p >= MIN_LIKELIHOOD]
+        return [(cause, p) for cause, p in ranked[:SHOWN_CAUSES] if p >= at_least]
 
 
 @dataclass(frozen=True)

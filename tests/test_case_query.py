@@ -2,15 +2,18 @@
 backends, with the real model; shorter queries keep the fused ranking."""
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pytest
 
 from conftest import SEARCH_BACKENDS, backend_settings, short_demo_cases, write_jsonl
 from corpus.importer import import_file
 from indexer.api import Indexer, open_backend
 from indexer.case_query import CASE_TEXT_CHARS, PASTED_TEXT_CHARS, is_case_text
-from indexer.cause_model import CALIBRATED_TEMPERATURE, MIN_LIKELIHOOD, SHOWN_CAUSES
+from indexer.cause_model import CALIBRATED_TEMPERATURE, MIN_LIKELIHOOD, SHOWN_CAUSES, CauseScores
 from indexer.embeddings import Encoder
-from indexer.more_like_this import LikeCase, cover_likely_causes, rank_like
+from indexer.more_like_this import COVER_MIN_LIKELIHOOD, LikeCase, cover_likely_causes, rank_like
 from indexer.query import Filters, Hit, SearchQuery
 from indexer.similarity import load_element_table
 
@@ -165,3 +168,31 @@ def test_both_backends_rank_a_case_description_alike(db, settings, tmp_path, enc
     ids_b = {hit.case_id for hit in b.hits}
     assert sum(hit.case_id in ids_b for hit in a.hits) >= 4 and a.hits[0].case_id == b.hits[0].case_id
     assert a.hits[0].shared_facts == b.hits[0].shared_facts and a.hits[0].matched_terms == b.hits[0].matched_terms
+
+
+def cause_scores_of(likelihoods: dict[str, float]) -> CauseScores:
+    """Cause scores whose calibrated likelihoods are these (each cause of the library not named: none)."""
+    causes = tuple(CAUSES)
+    decision = np.array([CALIBRATED_TEMPERATURE * math.log(likelihoods.get(cause, 1e-9)) for cause in causes])
+    return CauseScores(causes, decision)
+
+
+def first_of(cause: str, hits: list[Hit]) -> int:
+    return next(place for place, hit in enumerate(hits) if hit.cause == cause)
+
+
+def test_a_cause_not_named_but_likely_enough_gets_its_best_case_moved_up(library):
+    """A cause at 7 % is too unlikely to name (MIN_LIKELIHOOD) but likely enough to have its best case
+    moved up (COVER_MIN_LIKELIHOOD); one at 3 % keeps the reranker's order."""
+    text = description(LOAN)[:300] + description(DIVORCE)[:300]
+    assert COVER_MIN_LIKELIHOOD <= 0.07 < MIN_LIKELIHOOD
+    places = {}
+    for share in (0.07, 0.03):
+        scores = cause_scores_of({LOAN: 1 - share, DIVORCE: share})
+        assert [cause for cause, _ in scores.likeliest()] == [LOAN]
+        hits = rank_like(library, LikeCase(None, text), cause_scores=scores).hits
+        by_score = sorted(hits, key=lambda hit: -hit.score)
+        places[share] = first_of(DIVORCE, hits), first_of(DIVORCE, by_score)
+    covered, by_score = places[0.07]
+    assert covered < by_score
+    assert places[0.03][0] == places[0.03][1]
