@@ -46,11 +46,11 @@ def searches_as_case(backend, query: SearchQuery) -> bool:
 def case_query_page(backend, query: SearchQuery) -> tuple[list[Hit], int, tuple[int, int] | None,
                                                           tuple[LikelyCause, ...]]:
     """One page of the cases most like the query's text, how many there are to page through, the
-    semantic coverage (cases embedded, cases indexed) and the causes it likely has. The ranking depends
+    semantic coverage (cases embedded, cases search shows) and the causes it likely has. The ranking depends
     only on the text and the filters, so pages never overlap."""
     # one read of the cause model: weighed by the reranker, and shown calibrated
     scores = backend.cause_scores(query.text)
     ranking = rank_like(backend, LikeCase(None, query.text), filters=query.filters, cause_scores=scores)
-    coverage = ranking.first_stage.semantic_coverage or (backend.embedded_case_count(), backend.document_count())
+    coverage = ranking.first_stage.semantic_coverage or (backend.embedded_case_count(), backend.shown_case_count())
     likely = tuple(LikelyCause(cause, round(p, 3)) for cause, p in scores.likeliest()) if scores is not None else ()
     return ranking.page((query.page - 1) * query.size, query.size), len(ranking.hits), coverage, likely

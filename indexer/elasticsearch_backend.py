@@ -270,6 +270,14 @@ class ElasticsearchBackend(EncoderOnDemand, LearntCauses):
         except NotFoundError:
             return 0
 
+    def shown_case_count(self) -> int:
+        """Indexed cases that search shows: every document but the duplicates collapsed into another
+        (they need no vectors, so semantic coverage counts against this)."""
+        try:
+            return self.client.count(index=self.alias, query=SHOWN)["count"]
+        except NotFoundError:
+            return 0
+
     @staticmethod
     def _filter_clauses(filters: Filters) -> list[dict]:
         clauses = [{"terms": {field: list(values)}} for field, values in (
@@ -409,7 +417,7 @@ class ElasticsearchBackend(EncoderOnDemand, LearntCauses):
         sources.update(self._sources([case_id for case_id, _ in page if case_id not in sources], DISPLAY_FIELDS))
         hits = [self._hit(sources[case_id], score, needles, best_passage.get(case_id))
                 for case_id, score in page if case_id in sources]
-        coverage = (self._count_embedded(self.encoder().name), self.document_count())
+        coverage = (self._count_embedded(self.encoder().name), self.shown_case_count())
         return hits, len(ranked), coverage
 
     # -- more like this ------------------------------------------------------------------
@@ -445,7 +453,7 @@ class ElasticsearchBackend(EncoderOnDemand, LearntCauses):
         rankings = [(list(sources), self.keyword_weight)]
         best_passage, coverage = {}, None
         if vector is not None:
-            coverage = (self._count_embedded(self.encoder().name), self.document_count())
+            coverage = (self._count_embedded(self.encoder().name), self.shown_case_count())
             semantic, knn_sources = self._nearest(vector, filters, depth, skip)
             sources.update(knn_sources)
             best_passage = {match.case_id: match for match in semantic}

@@ -91,7 +91,7 @@ class SearchResult:
     took_ms: float
     query_terms: tuple[str, ...] = ()
     suggestions: list[Suggestion] = field(default_factory=list)
-    #: semantic and hybrid: (cases embedded so far, cases indexed)
+    #: semantic and hybrid: (cases embedded so far, cases search shows: duplicates collapsed into another need no vectors)
     semantic_coverage: tuple[int, int] | None = None
     #: case-file terms searched besides the query's own words (colloquial expansion)
     also_searched: tuple[str, ...] = ()

@@ -112,6 +112,7 @@ def test_search_collapses_duplicates_into_the_earliest_record(db, settings, tmp_
     hits = backend.search(SearchQuery(text="欠条", facets=())).hits
     assert [(h.external_id, h.duplicates) for h in hits] == [("t-1", 1)]
     assert backend.search(SearchQuery(text="", facets=())).total == 2
+    assert backend.document_count() == 3 and backend.shown_case_count() == 2
 
     with db.transaction() as session:
         session.delete(session.scalar(select(DisputeCase).where(DisputeCase.external_id == "t-1")))
