@@ -100,8 +100,8 @@ def exemplar(case_id: int):
 def health():
     kb = casekb()
     embedded = kb.backend.embedded_case_count() if "semantic" in kb.backend.modes() else 0
-    return jsonify(status="ok", documents=kb.backend.document_count(), pending_index_tasks=kb.indexer().pending(),
-                   modes=list(kb.backend.modes()), embedded_cases=embedded)
+    return jsonify(status="ok", documents=kb.backend.document_count(), shown_cases=kb.backend.shown_case_count(),
+                   pending_index_tasks=kb.indexer().pending(), modes=list(kb.backend.modes()), embedded_cases=embedded)
 
 
 @bp.get("/openapi.json")

@@ -25,9 +25,13 @@ PROBLEM = {
     },
 }
 HEALTH = {"type": "object", "properties": {
-    "status": {"type": "string"}, "documents": {"type": "integer"}, "pending_index_tasks": {"type": "integer"},
+    "status": {"type": "string"}, "documents": {"type": "integer", "description": "Indexed records"},
+    "shown_cases": {"type": "integer", "description": (
+        "Indexed cases search shows: records that repeat another's text are collapsed into it and need no vectors")},
+    "pending_index_tasks": {"type": "integer"},
     "modes": {"type": "array", "items": {"type": "string"}},
-    "embedded_cases": {"type": "integer", "description": "Cases with passage vectors (semantic search coverage)"}}}
+    "embedded_cases": {"type": "integer", "description": (
+        "Cases with passage vectors (semantic search coverage); equals shown_cases once embedding is done")}}}
 
 
 def _json(schema: dict, media: str = "application/json") -> dict:

@@ -70,6 +70,9 @@ def test_similar_cases_share_the_dispute_and_say_why(library):
     # the duplicate record needs no vectors and is never shown: every case search shows is embedded
     assert body["semantic_coverage"] == [len(corpus()) - 1] * 2
     assert library.backend.document_count() == len(corpus()) == library.backend.shown_case_count() + 1
+    health = library.client.get("/api/v1/health").get_json()
+    assert (health["documents"], health["shown_cases"], health["embedded_cases"]) == (len(corpus()), len(corpus()) - 1,
+                                                                                       len(corpus()) - 1)
 
 
 def test_similar_cases_are_reranked_case_to_case_and_name_the_key_facts_they_share(library):

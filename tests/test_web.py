@@ -364,7 +364,8 @@ def test_empty_result_suggests_dropping_a_filter(client):
 
 def test_health_and_openapi(client, library):
     assert client.get("/api/v1/health").get_json() == {
-        "status": "ok", "documents": len(CASES), "pending_index_tasks": 0, "modes": ["keyword"], "embedded_cases": 0}
+        "status": "ok", "documents": len(CASES), "shown_cases": len(CASES), "pending_index_tasks": 0, "modes": ["keyword"],
+        "embedded_cases": 0}
     spec = client.get("/api/v1/openapi.json").get_json()
     assert spec["openapi"].startswith("3.")
     assert {"/api/v1/search", "/api/v1/cases/{case_id}", "/api/v1/health"} <= set(spec["paths"])
