@@ -264,19 +264,20 @@ class ElasticsearchBackend(EncoderOnDemand, LearntCauses):
         self._publish(generation)
 
     # -- reading -----------------------------------------------------------------------
-    def document_count(self) -> int:
+    def _count_documents(self, query: dict | None = None) -> int:
+        """Documents matching `query` (all of them without one); 0 where there is no index yet."""
         try:
-            return self.client.count(index=self.alias)["count"]
+            return self.client.count(index=self.alias, query=query)["count"]
         except NotFoundError:
             return 0
+
+    def document_count(self) -> int:
+        return self._count_documents()
 
     def shown_case_count(self) -> int:
         """Indexed cases that search shows: every document but the duplicates collapsed into another
         (they need no vectors, so semantic coverage counts against this)."""
-        try:
-            return self.client.count(index=self.alias, query=SHOWN)["count"]
-        except NotFoundError:
-            return 0
+        return self._count_documents(SHOWN)
 
     @staticmethod
     def _filter_clauses(filters: Filters) -> list[dict]:
@@ -493,10 +494,7 @@ class ElasticsearchBackend(EncoderOnDemand, LearntCauses):
 
     def _count_embedded(self, model: str | None = None) -> int:
         query = {"term": {"vector_model": model}} if model else {"exists": {"field": "vector_model"}}
-        try:
-            return self.client.count(index=self.alias, query=query)["count"]
-        except NotFoundError:
-            return 0
+        return self._count_documents(query)
 
     def embedded_case_count(self) -> int:
         """Cases that have passage vectors (of any model)."""

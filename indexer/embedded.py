@@ -272,11 +272,11 @@ class EmbeddedBackend(EncoderOnDemand, LearntCauses):
     def shown_case_count(self) -> int:
         """Indexed cases that search shows: every document but the duplicates collapsed into another
         (they need no vectors, so semantic coverage counts against this)."""
-        searcher, state = self._searcher_and_state()
-        return self._shown_count(searcher, state) if searcher else 0
+        searcher = self._searcher()
+        return self._shown_count(searcher) if searcher else 0
 
-    def _shown_count(self, searcher, state) -> int:
-        return len(self._allowed_cases(searcher, state, Filters()))
+    def _shown_count(self, searcher) -> int:
+        return self._count(searcher, self._compose(tantivy.Query.all_query(), Filters()))
 
     def _filter_clauses(self, filters: Filters) -> list[tantivy.Query]:
         schema, Q = self.schema, tantivy.Query
@@ -461,7 +461,7 @@ class EmbeddedBackend(EncoderOnDemand, LearntCauses):
         hits = [self._hit(stored[case_id], score, needles, best_passage.get(case_id))
                 for case_id, score in page if case_id in stored]
         vectors = self.vectors()
-        coverage = (len(vectors.text_hashes) if vectors else 0, self._shown_count(searcher, state))
+        coverage = (len(vectors.text_hashes) if vectors else 0, self._shown_count(searcher))
         return hits, len(ranked), coverage
 
     # -- more like this ------------------------------------------------------------------
@@ -509,7 +509,7 @@ class EmbeddedBackend(EncoderOnDemand, LearntCauses):
         found = self._stored_by_case(searcher, [i for i, _ in ranked])
         needles = tuple(term for term, _ in terms)
         hits = [self._hit(found[i], score, needles, best_passage.get(i), display) for i, score in ranked if i in found]
-        coverage = (len(vectors.text_hashes), self.shown_case_count()) if vectors is not None else None
+        coverage = (len(vectors.text_hashes), self._shown_count(searcher)) if vectors is not None else None
         return Candidates(hits, len(hits), {}, 0.0, needles, semantic_coverage=coverage, passages=best_passage)
 
     def case_vectors(self, case_ids: list[int]) -> dict[int, np.ndarray]:
