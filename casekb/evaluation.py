@@ -25,7 +25,7 @@ import numpy as np
 from rich.table import Table
 from sklearn.model_selection import KFold, StratifiedKFold
 
-from indexer.cause_model import CauseModel, CauseScores, cause_names, cause_terms
+from indexer.cause_model import CauseModel, CauseScores, cause_names, cause_text
 from indexer.documents import IndexDocument
 from indexer.embedded import SEMANTIC_DEPTH, EmbeddedBackend
 from indexer.embeddings import Encoder
@@ -159,7 +159,7 @@ class CrossFittedCauses:
 
     def __init__(self, cases: Sequence[EvalCase], segmenter: Segmenter):
         self.segmenter = segmenter
-        terms = [cause_terms(segmenter, case.text) for case in cases]
+        texts = [cause_text(segmenter, case.text) for case in cases]
         causes = np.array([case.cause for case in cases])
         names = cause_names(segmenter, causes.tolist())
         self.fold_of: dict[str, int] = {}
@@ -170,9 +170,9 @@ class CrossFittedCauses:
             if count < 2:
                 return
             splitter = StratifiedKFold if max(Counter(causes.tolist()).values()) >= count else KFold
-            folds = splitter(count, shuffle=True, random_state=0).split(terms, causes)
+            folds = splitter(count, shuffle=True, random_state=0).split(texts, causes)
             for number, (train, test) in enumerate(folds):
-                self.models.append(CauseModel.train([terms[i] for i in train], causes[train].tolist(), names))
+                self.models.append(CauseModel.train([texts[i] for i in train], causes[train].tolist(), names))
                 self.fold_of.update((_QUOTES.sub("", cases[i].text), number) for i in test)
 
     def __contains__(self, text: str) -> bool:
@@ -181,7 +181,7 @@ class CrossFittedCauses:
     def scores(self, text: str) -> CauseScores | None:
         """The scores of the model of the text's fold; None where that fold has no model."""
         model = self.models[self.fold_of[text]]
-        return model.scores(cause_terms(self.segmenter, text)) if model is not None else None
+        return model.scores(cause_text(self.segmenter, text)) if model is not None else None
 
 
 def build_backend(cases: Sequence[EvalCase], folder: Path, segmenter: Segmenter,

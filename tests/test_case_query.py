@@ -124,7 +124,7 @@ def test_a_description_of_two_disputes_shows_a_case_of_each_first(library):
     comes fifth; as one of the likely causes, its best case comes second."""
     result = search(library, description(LOAN)[:600] + description(DIVORCE)[:60], size=5, facets=())
     likely = {cause.cause: cause.likelihood for cause in result.likely_causes}
-    assert likely[LOAN] > likely[DIVORCE] >= 0.2
+    assert likely[LOAN] > likely[DIVORCE] >= MIN_LIKELIHOOD
     assert [hit.cause for hit in result.hits[:2]] == [LOAN, DIVORCE]
 
 
