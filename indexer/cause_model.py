@@ -110,19 +110,25 @@ class CauseModel:
                     TfidfVectorizer(analyzer="char", ngram_range=CHAR_NGRAMS, sublinear_tf=True, lowercase=False,
                                     max_features=CHAR_FEATURES),
                     char_weight, LinearSVC(C=1.0, class_weight="balanced"))
-        read = [t for t, _ in labelled]
-        features = sparse.hstack([model.terms.fit_transform([t.terms for t in read]),
-                                  char_weight * model.chars.fit_transform([t.chars for t in read])]).tocsr()
+        features = model._features([t for t, _ in labelled], learn=True)
         with warnings.catch_warnings():  # a library of rare causes has nearly as many causes as cases
             warnings.filterwarnings("ignore", "The number of unique classes", UserWarning)
             model.classifier.fit(features, [c for _, c in labelled])
         return model
 
+    def _features(self, texts: Sequence[CauseText], learn: bool = False) -> sparse.csr_matrix:
+        """Each text's term and character TF-IDF rows side by side, the characters at char_weight;
+        `learn`: fit the vectorizers on these texts first."""
+        terms, chars = [t.terms for t in texts], [t.chars for t in texts]
+        if learn:
+            term_rows, char_rows = self.terms.fit_transform(terms), self.chars.fit_transform(chars)
+        else:
+            term_rows, char_rows = self.terms.transform(terms), self.chars.transform(chars)
+        return sparse.hstack([term_rows, self.char_weight * char_rows]).tocsr()
+
     def scores(self, text: CauseText) -> CauseScores:
         """The decision value of each cause for a case read as `text` (cause_text)."""
-        features = sparse.hstack([self.terms.transform([text.terms]),
-                                  self.char_weight * self.chars.transform([text.chars])]).tocsr()
-        decision = self.classifier.decision_function(features)[0]
+        decision = self.classifier.decision_function(self._features([text]))[0]
         classes = self.classifier.classes_
         if len(classes) == 2:  # a binary SVM gives one value: positive for the second class
             decision = np.array([-decision, decision]).ravel()

@@ -28,6 +28,12 @@ def terms_of(segmenter, text: str):
     return cause_text(segmenter, text)
 
 
+def named_right(model: CauseModel, questions) -> int:
+    """How many of the (cause_text, cause) questions the model gives their cause the highest score."""
+    return sum(scores.causes[int(np.argmax(scores.decision))] == cause
+               for scores, cause in ((model.scores(question), cause) for question, cause in questions))
+
+
 def test_a_model_learnt_from_demo_cases_names_the_cause_of_a_colloquial_description(segmenter):
     rows = short_demo_cases(CAUSES, 1500)
     model = CauseModel.train([terms_of(segmenter, row["text"]) for row in rows], [row["cause"] for row in rows])
@@ -82,14 +88,9 @@ def test_the_names_of_the_causes_teach_the_rare_ones(segmenter):
     library = short_demo_cases(CAUSES, 1500) + [cases[0] for cases in pairs.values()]
     terms, causes = [terms_of(segmenter, row["text"]) for row in library], [row["cause"] for row in library]
     asked = [(terms_of(segmenter, cases[1]["text"]), cause) for cause, cases in pairs.items()]
-
-    def named_right(model: CauseModel) -> int:
-        return sum(max(likely, key=likely.get) == cause for likely, cause in
-                   ((model.scores(question).likelihoods(), cause) for question, cause in asked))
-
     names = cause_names(segmenter, causes)
     assert set(names) == set(causes) and names["民间借贷纠纷"].terms == segmenter.terms("民间借贷纠纷")
-    assert named_right(CauseModel.train(terms, causes, names)) > named_right(CauseModel.train(terms, causes))
+    assert named_right(CauseModel.train(terms, causes, names), asked) > named_right(CauseModel.train(terms, causes), asked)
 
 
 def test_the_causes_named_are_the_three_likeliest_of_at_least_a_tenth():
@@ -118,12 +119,7 @@ def test_the_characters_teach_what_the_terms_miss(segmenter):
     texts, causes = [terms_of(segmenter, row["text"]) for row in library], [row["cause"] for row in library]
     names = cause_names(segmenter, causes)
     questions = [(terms_of(segmenter, row["text"]), row["cause"]) for row in asked]
-
-    def named_right(model: CauseModel) -> int:
-        return sum(scores.causes[int(np.argmax(scores.decision))] == cause
-                   for scores, cause in ((model.scores(question), cause) for question, cause in questions))
-
-    with_chars, terms_only = (named_right(CauseModel.train(texts, causes, names, char_weight=weight))
+    with_chars, terms_only = (named_right(CauseModel.train(texts, causes, names, char_weight=weight), questions)
                               for weight in (CHAR_WEIGHT, 0.0))
     print(f"right cause first for {with_chars} of {len(questions)} cases with characters, {terms_only} without")
     assert with_chars > terms_only
