@@ -140,9 +140,9 @@ class RankingBackend(EmbeddedBackend):
     #: causes it covers first do not count the query case)
     left_out: dict[str, int] = {}
 
-    def cause_scores(self, text: str) -> CauseScores | None:
+    def model_cause_scores(self, text: str) -> CauseScores | None:
         folds = self.cross_fitted_causes
-        return folds.scores(text) if folds is not None and text in folds else super().cause_scores(text)
+        return folds.scores(text) if folds is not None and text in folds else super().model_cause_scores(text)
 
     def similar_candidates(self, case, depth: int, skip: tuple[int, ...], filters, vector=None, display: bool = True):
         own = self.left_out.get(case.text)

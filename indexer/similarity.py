@@ -64,6 +64,11 @@ _CHAR_GRAMS = HashingVectorizer(analyzer="char", ngram_range=(2, 3), n_features=
 _QUOTES = re.compile(r'["“”「」『』]')
 
 
+def whole_text_vectors(encoder: Encoder, texts: Sequence[str]) -> np.ndarray:
+    """The `query: ` vector of each case's whole text (quote marks removed): one model run, then the cache's."""
+    return encoder.cached([_QUOTES.sub("", text) for text in texts], "query")
+
+
 def _memo(store: dict, key, compute, size: int = MEMO_SIZE):
     """store[key], computed and kept on first use; the store is emptied when it holds `size`."""
     value = store.get(key)
@@ -236,7 +241,7 @@ class CaseSimilarity:
         self._char_counts_of: dict[str, sparse.csr_matrix] = {}
 
     def _whole(self, cases: Sequence[CaseText]) -> np.ndarray:
-        return self.encoder.cached([_QUOTES.sub("", case.text) for case in cases], "query")
+        return whole_text_vectors(self.encoder, [case.text for case in cases])
 
     def whole_vector(self, text: str) -> np.ndarray:
         """The `query: ` vector of a case's whole text: one model run, then the cache's."""

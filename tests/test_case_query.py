@@ -111,7 +111,7 @@ def test_a_case_description_names_the_causes_it_likely_has(library):
     likely = search(library, loan_description(), size=3, facets=()).likely_causes
     assert likely and likely[0].cause == LOAN
     # shown calibrated, not at the reranker's flatter temperature
-    calibrated = library.cause_scores(loan_description()).likelihoods(CALIBRATED_TEMPERATURE)
+    calibrated = library.cause_scores(loan_description()).likelihoods(calibrated=True)
     assert likely[0].likelihood == round(calibrated[LOAN], 3) != round(library.cause_scores(loan_description()).likelihoods()[LOAN], 3)
     likelihoods = [cause.likelihood for cause in likely]
     assert likelihoods == sorted(likelihoods, reverse=True) and min(likelihoods) >= MIN_LIKELIHOOD
@@ -121,11 +121,14 @@ def test_a_case_description_names_the_causes_it_likely_has(library):
 
 def test_a_description_of_two_disputes_shows_a_case_of_each_first(library):
     """Mostly a loan, with a few lines of a divorce: ranked by similarity alone, the first divorce case
-    comes fifth; as one of the likely causes, its best case comes second."""
-    result = search(library, description(LOAN)[:600] + description(DIVORCE)[:60], size=5, facets=())
+    comes later; as one of the likely causes, its best case comes second."""
+    text = description(LOAN)[:600] + description(DIVORCE)[:80]
+    result = search(library, text, size=5, facets=())
     likely = {cause.cause: cause.likelihood for cause in result.likely_causes}
     assert likely[LOAN] > likely[DIVORCE] >= MIN_LIKELIHOOD
     assert [hit.cause for hit in result.hits[:2]] == [LOAN, DIVORCE]
+    by_score = sorted(rank_like(library, LikeCase(None, text)).hits, key=lambda hit: -hit.score)
+    assert first_of(DIVORCE, by_score) > 1
 
 
 def test_pages_of_a_case_description_never_overlap(library):
