@@ -26,22 +26,22 @@ def segmenter():
     return segmenter_for(SHARED_DATA / "legal_terms.txt")
 
 
-def terms_of(segmenter, text: str):
-    return cause_text(segmenter, text)
+def first(scores: CauseScores) -> str:
+    """The cause with the highest score."""
+    return scores.causes[int(np.argmax(scores.decision))]
 
 
 def named_right(model: CauseModel, questions) -> int:
     """How many of the (cause_text, cause) questions the model gives their cause the highest score."""
-    return sum(scores.causes[int(np.argmax(scores.decision))] == cause
-               for scores, cause in ((model.scores(question), cause) for question, cause in questions))
+    return sum(first(model.scores(question)) == cause for question, cause in questions)
 
 
 def test_a_model_learnt_from_demo_cases_names_the_cause_of_a_colloquial_description(segmenter):
     rows = short_demo_cases(CAUSES, 1500)
-    model = CauseModel.train([terms_of(segmenter, row["text"]) for row in rows], [row["cause"] for row in rows])
+    model = CauseModel.train([cause_text(segmenter, row["text"]) for row in rows], [row["cause"] for row in rows])
     for text, cause in ((LOAN_DESCRIPTION, "民间借贷纠纷"), (DIVORCE_DESCRIPTION, "离婚纠纷"),
                         (WAGES_DESCRIPTION, "劳动争议")):
-        likely = model.scores(terms_of(segmenter, text)).likelihoods()
+        likely = model.scores(cause_text(segmenter, text)).likelihoods()
         assert max(likely, key=likely.get) == cause
         assert set(likely) <= set(CAUSES) and sum(likely.values()) == pytest.approx(1, abs=0.01)
 
@@ -54,8 +54,8 @@ def test_the_first_cases_of_each_cause_are_kept_in_order():
 
 def test_two_causes_are_told_apart_and_one_cause_gives_no_model(segmenter):
     rows = short_demo_cases({"民间借贷纠纷": 10, "离婚纠纷": 10}, 1500)
-    terms, causes = [terms_of(segmenter, row["text"]) for row in rows], [row["cause"] for row in rows]
-    likely = CauseModel.train(terms, causes).scores(terms_of(segmenter, DIVORCE_DESCRIPTION)).likelihoods()
+    terms, causes = [cause_text(segmenter, row["text"]) for row in rows], [row["cause"] for row in rows]
+    likely = CauseModel.train(terms, causes).scores(cause_text(segmenter, DIVORCE_DESCRIPTION)).likelihoods()
     assert max(likely, key=likely.get) == "离婚纠纷"
     loans = [t for t, c in zip(terms, causes) if c == "民间借贷纠纷"]
     assert CauseModel.train(loans, ["民间借贷纠纷"] * len(loans)) is None  # nothing to tell apart
@@ -88,8 +88,8 @@ def test_the_names_of_the_causes_teach_the_rare_ones(segmenter):
         pairs.setdefault(row["cause"], []).append(row)
     pairs = {cause: cases for cause, cases in pairs.items() if len(cases) == 2}
     library = short_demo_cases(CAUSES, 1500) + [cases[0] for cases in pairs.values()]
-    terms, causes = [terms_of(segmenter, row["text"]) for row in library], [row["cause"] for row in library]
-    asked = [(terms_of(segmenter, cases[1]["text"]), cause) for cause, cases in pairs.items()]
+    terms, causes = [cause_text(segmenter, row["text"]) for row in library], [row["cause"] for row in library]
+    asked = [(cause_text(segmenter, cases[1]["text"]), cause) for cause, cases in pairs.items()]
     names = cause_names(segmenter, causes)
     assert set(names) == set(causes) and names["民间借贷纠纷"].terms == segmenter.terms("民间借贷纠纷")
     assert named_right(CauseModel.train(terms, causes, names), asked) > named_right(CauseModel.train(terms, causes), asked)
@@ -118,9 +118,9 @@ def test_the_characters_teach_what_the_terms_miss(segmenter):
     rows = [row for row in read_jsonl(SHARED_DATA / "cases_demo.jsonl") if row["source"].startswith(LOO_SOURCE)]
     library = [row for row in rows if row["source"].endswith("dev")]
     asked = [row for row in rows if row["source"].endswith("test")]
-    texts, causes = [terms_of(segmenter, row["text"]) for row in library], [row["cause"] for row in library]
+    texts, causes = [cause_text(segmenter, row["text"]) for row in library], [row["cause"] for row in library]
     names = cause_names(segmenter, causes)
-    questions = [(terms_of(segmenter, row["text"]), row["cause"]) for row in asked]
+    questions = [(cause_text(segmenter, row["text"]), row["cause"]) for row in asked]
     with_chars, terms_only = (named_right(CauseModel.train(texts, causes, names, char_weight=weight), questions)
                               for weight in (CHAR_WEIGHT, 0.0))
     print(f"right cause first for {with_chars} of {len(questions)} cases with characters, {terms_only} without")
@@ -136,19 +136,16 @@ def test_the_meaning_of_the_causes_names_makes_the_likelihoods_truer(segmenter, 
     rare = {cause for cause, count in Counter(row["cause"] for row in rows).items() if count == 2}
     asked = [row for row in rows if row["source"].endswith("test") and row["cause"] in rare]
     causes = [row["cause"] for row in library]
-    model = CauseModel.train([terms_of(segmenter, row["text"]) for row in library], causes, cause_names(segmenter, causes))
+    model = CauseModel.train([cause_text(segmenter, row["text"]) for row in library], causes, cause_names(segmenter, causes))
     encoder = Encoder(model_dir, tmp_path / "embeddings.sqlite3")
     names = encoder.cached(list(model.classifier.classes_), "query")
     texts = whole_text_vectors(encoder, [row["text"] for row in asked])
-    plain = [model.scores(terms_of(segmenter, row["text"])) for row in asked]
+    plain = [model.scores(cause_text(segmenter, row["text"])) for row in asked]
     read = [scores.with_name_meaning(vector, names) for scores, vector in zip(plain, texts)]
     assert {scores.calibrated_temperature for scores in read} == {NAME_MEANING_CALIBRATED_TEMPERATURE}
 
     def log_likelihood(scores: CauseScores, cause: str) -> float:
         return float(np.log(max(scores.likelihoods(calibrated=True).get(cause, 0.0), 1e-3)))
-
-    def first(scores: CauseScores) -> str:
-        return scores.causes[int(np.argmax(scores.decision))]
 
     with_names, without = (np.mean([log_likelihood(s, row["cause"]) for s, row in zip(each, asked)]) for each in (read, plain))
     right = [sum(first(s) == row["cause"] for s, row in zip(each, asked)) for each in (read, plain)]
